@@ -1,0 +1,308 @@
+"""Builds a symmetric convolutional encoder/decoder pair from a few arguments."""
+
+import math
+
+import keras
+
+from keras_recursive_ae.shared_batch_norm import SharedBatchNorm
+from keras_recursive_ae.symmetric_autoencoder import SymmetricAutoencoder
+
+_NORMALIZATIONS = (None, "batch", "shared")
+_DECODER_STYLES = ("transpose", "upsampling")
+_ENCODER_STYLES = ("strided", "pooling")
+
+
+@keras.saving.register_keras_serializable(package="keras_recursive_ae")
+class MirroredConvStack(SymmetricAutoencoder):
+    """A symmetric convolutional autoencoder, one conv block per level.
+
+    Encoder level `k` is a `Conv2D` (`filters[k-1]` filters, kernel
+    `kernel_sizes[k-1]`, stride `strides[k-1]`, "same" padding, `activation`),
+    or with `encoder_style="pooling"` a stride-1 `Conv2D` followed by
+    `MaxPooling2D` of the same stride. Decoder level `k` mirrors it: a
+    `Conv2DTranspose` of stride `strides[k-1]` (or, with
+    `decoder_style="upsampling"`, `UpSampling2D` then a `Conv2D`) with as
+    many filters as `T_{k-1}` has channels; decoder level 1 produces the
+    image with `output_activation`. Where an encoder level rounded an odd
+    size up, its decoder level crops the extra row/column, so every decoder
+    level restores the exact shape of the tensor it rebuilds, whatever the
+    input size.
+
+    Normalization ends every block except the output block (conv,
+    activation, then the norm):
+    - `None`: no normalization.
+    - `"batch"`: a separate `BatchNormalization` in each block.
+    - `"shared"`: one `SharedBatchNorm` per tensor level `T_k`, at its
+      encoder site in `E_k` and its decoder site in `D_{k+1}`.
+
+    Args:
+        filters: filters per encoder level, outermost first, e.g.
+            `(16, 32, 64)`. Leave `None` to give `base_filters` and `depth`.
+        input_shape: shape of one input image, e.g. `(128, 128, 3)`.
+        base_filters: filters of level 1 when `filters` is `None`; they
+            double at every level.
+        depth: number of levels when `filters` is `None`.
+        kernel_sizes: one int (or `(h, w)` pair) for all levels, or one per
+            level.
+        strides: one int for all levels, or one per level.
+        activation: activation of every block but the output block.
+        output_activation: activation of decoder level 1.
+        normalization: `None`, `"batch"` or `"shared"`.
+        decoder_statistics: for `normalization="shared"`, the
+            `SharedBatchNorm` argument of the same name.
+        decoder_style: `"transpose"` (`Conv2DTranspose`) or `"upsampling"`
+            (`UpSampling2D` + `Conv2D`).
+        encoder_style: `"strided"` (strided `Conv2D`) or `"pooling"`
+            (`Conv2D` + `MaxPooling2D`).
+        kernel_initializer: initializer of every convolution kernel.
+        name: name of the assembled model.
+
+    Example:
+
+    ```python
+    from keras_recursive_ae import MirroredConvStack
+
+    stack = MirroredConvStack(filters=(16, 32, 64), input_shape=(32, 32, 3),
+                              normalization="shared")
+    stack.shapes   # [(32, 32, 3), (16, 16, 16), (8, 8, 32), (4, 4, 64)]
+    stack.model.summary()
+    ```
+    """
+
+    def __init__(
+        self,
+        filters=None,
+        input_shape=None,
+        *,
+        base_filters=None,
+        depth=None,
+        kernel_sizes=3,
+        strides=2,
+        activation="selu",
+        output_activation="sigmoid",
+        normalization=None,
+        decoder_statistics="encoder",
+        decoder_style="transpose",
+        encoder_style="strided",
+        kernel_initializer="glorot_uniform",
+        name="mirrored_conv_stack",
+    ):
+        self.filters = _standardize_filters(filters, base_filters, depth)
+        self.base_filters = base_filters
+        n = len(self.filters)
+        self.kernel_sizes = _per_level(kernel_sizes, n, "kernel_sizes", pair=True)
+        self.strides = _per_level(strides, n, "strides")
+        _check_choice(normalization, _NORMALIZATIONS, "normalization")
+        _check_choice(decoder_style, _DECODER_STYLES, "decoder_style")
+        _check_choice(encoder_style, _ENCODER_STYLES, "encoder_style")
+        _check_choice(decoder_statistics, ("encoder", "batch"), "decoder_statistics")
+        self.activation = keras.activations.get(activation)
+        self.output_activation = keras.activations.get(output_activation)
+        self.normalization = normalization
+        self.decoder_statistics = decoder_statistics
+        self.decoder_style = decoder_style
+        self.encoder_style = encoder_style
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        # Keep the arguments as given for `get_config`.
+        self._config = {
+            "filters": list(self.filters),
+            "input_shape": None if input_shape is None else list(input_shape),
+            "kernel_sizes": [list(k) for k in self.kernel_sizes],
+            "strides": list(self.strides),
+            "activation": keras.activations.serialize(self.activation),
+            "output_activation": keras.activations.serialize(self.output_activation),
+            "normalization": normalization,
+            "decoder_statistics": decoder_statistics,
+            "decoder_style": decoder_style,
+            "encoder_style": encoder_style,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "name": name,
+        }
+        if input_shape is None:
+            raise ValueError(
+                "Missing argument `input_shape`: the shape of one image, e.g. "
+                "(128, 128, 3). Received: input_shape=None"
+            )
+        shape = list(input_shape)
+        if len(shape) != 3:
+            raise ValueError(
+                "Invalid value for argument `input_shape`. Expected (height, "
+                f"width, channels). Received: input_shape={input_shape!r}"
+            )
+        encoder_blocks, decoder_blocks = self._make_blocks(tuple(shape))
+        super().__init__(encoder_blocks, decoder_blocks, shape, name=name)
+
+    @classmethod
+    def paper(cls, input_shape=(128, 128, 3), base_filters=16, **kwargs):
+        """The architecture of Ray & Hannon (2022) for 128x128 LFW faces.
+
+        Seven levels of stride-2 "same" convolutions with SELU, kernel 5 at
+        level 1 and 3 elsewhere, filters doubling from `base_filters` (16:
+        16, 32, ..., 1024); the decoder mirrors it with `Conv2DTranspose`
+        and ends in 3 filters with a sigmoid. Any other argument of
+        `MirroredConvStack` (e.g. `normalization="shared"`) can be given.
+
+        Example:
+
+        ```python
+        stack = MirroredConvStack.paper()          # 128x128x3 -> 1x1x1024
+        stack = MirroredConvStack.paper(normalization="shared")
+        ```
+        """
+        depth = 7
+        options = {
+            "kernel_sizes": [5] + [3] * (depth - 1),
+            "strides": 2,
+            "activation": "selu",
+            "output_activation": "sigmoid",
+            "name": "recursive_autoencoder",
+        }
+        options.update(kwargs)
+        return cls(
+            filters=[base_filters * 2**k for k in range(depth)],
+            input_shape=input_shape,
+            **options,
+        )
+
+    def get_config(self):
+        return dict(self._config)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def _make_blocks(self, input_shape):
+        """Builds `E_k` and `D_k` as functional models on their own inputs."""
+        shapes = [input_shape]
+        for stride, filters in zip(self.strides, self.filters):
+            height, width, _ = shapes[-1]
+            shapes.append((math.ceil(height / stride), math.ceil(width / stride), filters))
+        shared_norms = [
+            self._make_norm(f"shared_norm_{k}") if self.normalization == "shared" else None
+            for k in range(1, len(shapes))
+        ]
+
+        encoder_blocks, decoder_blocks = [], []
+        for k in range(1, len(shapes)):
+            kernel, stride = self.kernel_sizes[k - 1], self.strides[k - 1]
+            inputs = keras.Input(shapes[k - 1])
+            x = keras.layers.Conv2D(
+                self.filters[k - 1],
+                kernel,
+                strides=1 if self.encoder_style == "pooling" else stride,
+                padding="same",
+                activation=self.activation,
+                kernel_initializer=self.kernel_initializer,
+                name=f"encoder_conv_{k}",
+            )(inputs)
+            if self.encoder_style == "pooling" and stride > 1:
+                x = keras.layers.MaxPooling2D(
+                    stride, padding="same", name=f"encoder_pool_{k}"
+                )(x)
+            if self.normalization == "shared":
+                x = shared_norms[k - 1](x, site="encoder")
+            elif self.normalization == "batch":
+                x = self._make_norm(f"encoder_norm_{k}")(x)
+            encoder_blocks.append(keras.Model(inputs, x, name=f"encoder_block_{k}"))
+
+            target = shapes[k - 1]
+            outermost = k == 1
+            conv_options = {
+                "padding": "same",
+                "activation": self.output_activation if outermost else self.activation,
+                "kernel_initializer": self.kernel_initializer,
+                "name": f"decoder_conv_{k}",
+            }
+            inputs = keras.Input(shapes[k])
+            if self.decoder_style == "transpose":
+                x = keras.layers.Conv2DTranspose(
+                    target[-1], kernel, strides=stride, **conv_options
+                )(inputs)
+            elif stride > 1:
+                x = keras.layers.UpSampling2D(stride, name=f"decoder_upsample_{k}")(inputs)
+            else:
+                x = inputs
+            excess = (x.shape[1] - target[0], x.shape[2] - target[1])
+            if any(excess):
+                # Undo the encoder's rounding up of an odd size ("same" padding).
+                x = keras.layers.Cropping2D(
+                    ((0, excess[0]), (0, excess[1])), name=f"decoder_crop_{k}"
+                )(x)
+            if self.decoder_style == "upsampling":
+                x = keras.layers.Conv2D(target[-1], kernel, **conv_options)(x)
+            if not outermost and self.normalization == "shared":
+                x = shared_norms[k - 2](x, site="decoder")
+            elif not outermost and self.normalization == "batch":
+                x = self._make_norm(f"decoder_norm_{k}")(x)
+            decoder_blocks.append(keras.Model(inputs, x, name=f"decoder_block_{k}"))
+        return encoder_blocks, decoder_blocks
+
+    def _make_norm(self, name):
+        if self.normalization == "shared":
+            return SharedBatchNorm(decoder_statistics=self.decoder_statistics, name=name)
+        return keras.layers.BatchNormalization(name=name)
+
+
+def _check_choice(value, choices, name):
+    if value not in choices:
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected one of {choices}. "
+            f"Received: {name}={value!r}"
+        )
+
+
+def _standardize_filters(filters, base_filters, depth):
+    if filters is None:
+        if base_filters is None or depth is None:
+            raise ValueError(
+                "Pass either `filters` (one count per level) or both "
+                "`base_filters` and `depth`. Received: filters=None, "
+                f"base_filters={base_filters!r}, depth={depth!r}"
+            )
+        for value, name in ((base_filters, "base_filters"), (depth, "depth")):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(
+                    f"Invalid value for argument `{name}`. Expected a strictly "
+                    f"positive integer. Received: {name}={value!r}"
+                )
+        return [base_filters * 2**k for k in range(depth)]
+    if base_filters is not None or depth is not None:
+        raise ValueError(
+            "Pass either `filters` or `base_filters` and `depth`, not both. "
+            f"Received: filters={filters!r}, base_filters={base_filters!r}, "
+            f"depth={depth!r}"
+        )
+    if isinstance(filters, int):
+        filters = [filters]
+    filters = list(filters)
+    if not filters or any(
+        not isinstance(f, int) or isinstance(f, bool) or f <= 0 for f in filters
+    ):
+        raise ValueError(
+            "Invalid value for argument `filters`. Expected a non-empty "
+            "sequence of strictly positive integers, one per level. "
+            f"Received: filters={filters!r}"
+        )
+    return filters
+
+
+def _per_level(value, depth, name, pair=False):
+    """One value per level from one value for all levels or a sequence."""
+    def valid(item):
+        if pair and isinstance(item, (tuple, list)):
+            return len(item) == 2 and all(valid(i) for i in item)
+        return isinstance(item, int) and not isinstance(item, bool) and item > 0
+
+    if valid(value) and not isinstance(value, (tuple, list)):
+        values = [value] * depth
+    elif isinstance(value, (tuple, list)) and len(value) == depth and all(map(valid, value)):
+        values = list(value)
+    else:
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected a strictly "
+            f"positive integer or a sequence of {depth} of them (one per "
+            f"level). Received: {name}={value!r}"
+        )
+    if pair:
+        return [tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in values]
+    return values

@@ -1,0 +1,96 @@
+"""One batch normalization shared by an encoder level and its mirrored decoder."""
+
+import keras
+
+_DECODER_STATISTICS = ("encoder", "batch")
+_SITES = ("encoder", "decoder")
+
+
+@keras.saving.register_keras_serializable(package="keras_recursive_ae")
+class SharedBatchNorm(keras.layers.BatchNormalization):
+    """Batch normalization shared by the two blocks that produce one tensor.
+
+    In a symmetric autoencoder the tensor `T_k` is produced by the encoder
+    block `E_k` and rebuilt by the decoder block `D_{k+1}`. Ending both blocks
+    with the same `SharedBatchNorm` (one `gamma`/`beta`, one set of moving
+    statistics) puts the rebuilt tensor in exactly the space of its target.
+
+    The layer is called once at each site, in one functional graph, with the
+    `site` call argument:
+
+    - `site="encoder"`: a standard `BatchNormalization`. In training it
+      normalizes with the batch statistics and updates the moving statistics;
+      in inference, or when the layer is frozen (`trainable=False`), it uses
+      the moving statistics.
+    - `site="decoder"`: statistics follow `decoder_statistics`:
+        - `"encoder"` (default): always the encoder site's moving statistics,
+          never batch statistics and never an update, so the decoder output
+          goes through the same affine map as the encoder output at inference.
+        - `"batch"`: plain Keras behaviour, as the paper ran it. In training
+          the decoder site uses its own batch statistics and also updates the
+          moving statistics, which then mix both sites.
+
+    `gamma` and `beta` receive gradients from both sites while trainable.
+    Because the sharing is ordinary Keras layer sharing, a model that calls
+    the layer at both sites keeps one set of weights through
+    `model.save()` / `keras.saving.load_model()`. Call the layer directly in
+    the graph (or inside a functional or `Sequential` block): a custom layer
+    that *holds* a shared normalization is serialized twice by Keras and
+    cannot be reloaded.
+
+    Args:
+        decoder_statistics: `"encoder"` or `"batch"`; the statistics used at
+            the decoder site in training (see above). Defaults to
+            `"encoder"`.
+        **kwargs: every argument of `keras.layers.BatchNormalization`
+            (`axis`, `momentum`, `epsilon`, `center`, `scale`, initializers,
+            regularizers, constraints, `name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: the tensor to normalize.
+        training: Python boolean, whether the call is in training mode.
+        mask: optional mask, as in `keras.layers.BatchNormalization`.
+        site: `"encoder"` (default) or `"decoder"`.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_recursive_ae import SharedBatchNorm
+
+    norm = SharedBatchNorm()
+    images = keras.Input((32, 32, 3))
+    code = norm(keras.layers.Conv2D(8, 3, strides=2, padding="same")(images))
+    rebuilt = keras.layers.Conv2D(8, 3, padding="same")(code)
+    rebuilt = norm(rebuilt, site="decoder")
+    model = keras.Model(images, rebuilt)
+    ```
+    """
+
+    def __init__(self, decoder_statistics="encoder", **kwargs):
+        if decoder_statistics not in _DECODER_STATISTICS:
+            raise ValueError(
+                "Invalid value for argument `decoder_statistics`. Expected one "
+                f"of {_DECODER_STATISTICS}. "
+                f"Received: decoder_statistics={decoder_statistics!r}"
+            )
+        super().__init__(**kwargs)
+        self.decoder_statistics = decoder_statistics
+
+    def call(self, inputs, training=None, mask=None, site="encoder"):
+        if site not in _SITES:
+            raise ValueError(
+                f"Invalid value for call argument `site` of layer "
+                f"'{self.name}'. Expected one of {_SITES}. "
+                f"Received: site={site!r}"
+            )
+        if site == "decoder" and self.decoder_statistics == "encoder":
+            # Inference mode reads the encoder's moving statistics and never
+            # updates them, while gamma and beta still receive gradients.
+            training = False
+        return super().call(inputs, training=training, mask=mask)
+
+    def get_config(self):
+        config = {"decoder_statistics": self.decoder_statistics}
+        base_config = super().get_config()
+        return {**base_config, **config}
