@@ -271,7 +271,8 @@ class RecursiveTrainer:
             )
             stage.compile(**_fresh_compile_args(self._compile_args))
             if is_dataset(data):
-                batch_size = None
+                # Datasets come batched and shuffled by their own pipeline.
+                batch_size, fit_args["shuffle"] = None, False
             elif batch_size is None:
                 batch_size = cache_batch_size
             return stage.fit(data, validation_data=val, batch_size=batch_size, **fit_args)
