@@ -7,12 +7,11 @@ import keras
 
 from keras_recursive_ae.stage import StageModel, StageProgbarLogger
 from keras_recursive_ae.stage_inputs import (
-    CACHE_MODES,
+    StageInputCache,
     check_images,
     dataset_batch_size,
     image_batch_shape,
     is_dataset,
-    stage_inputs,
 )
 from keras_recursive_ae.symmetric_autoencoder import SymmetricAutoencoder
 
@@ -81,12 +80,7 @@ class RecursiveTrainer:
         decoder_order="innermost_first",
         cache="memory",
     ):
-        if cache not in CACHE_MODES:
-            raise ValueError(
-                f"Invalid value for argument `cache`. Expected one of "
-                f"{CACHE_MODES}. Received: cache={cache!r}"
-            )
-        self.cache = cache
+        self._cache = StageInputCache(cache)
         self._compile_args = None
         self._autoencoder = None
         if isinstance(encoder, SymmetricAutoencoder):
@@ -258,15 +252,18 @@ class RecursiveTrainer:
             for layer in autoencoder.encoder_level_layers(earlier)
         ]
         prefix = autoencoder.encoder_prefix(level - 1) if level > 1 else None
-        with _frozen(frozen):
-            data = stage_inputs(prefix, x, cache_batch_size, self.cache)
-            val = None
-            if validation_data is not None:
-                val = stage_inputs(prefix, validation_data, cache_batch_size, self.cache)
+        validation_inputs = contextlib.nullcontext(None)
+        if validation_data is not None:
+            validation_inputs = self._cache.inputs(prefix, validation_data, cache_batch_size)
+        with (
+            _frozen(frozen),
+            self._cache.inputs(prefix, x, cache_batch_size) as data,
+            validation_inputs as val,
+        ):
             stage = StageModel(
                 autoencoder.encoder_levels[level - 1],
                 autoencoder.decoder_levels[level - 1],
-                prefix=prefix if self.cache == "off" else None,
+                prefix=prefix if self._cache.recomputes else None,
                 name=f"stage_{level}",
             )
             stage.compile(**_fresh_compile_args(self._compile_args))

@@ -1,5 +1,6 @@
 """Checking the user's images, and the inputs each stage trains on."""
 
+import contextlib
 import sys
 
 import numpy as np
@@ -73,15 +74,44 @@ def dataset_batch_size(data):
         return int(images.shape[0])
 
 
-def stage_inputs(prefix, data, batch_size, cache):
-    """What stage `k` reads: the images, or `T_{k-1}` computed once.
+class StageInputCache:
+    """What each stage reads: the images, or `T_{k-1}` computed once.
 
-    With `cache="memory"`, the frozen `prefix` (images -> `T_{k-1}`) runs
-    once over `data` and the stage trains on the NumPy array it returns,
-    instead of recomputing `E_1..E_{k-1}` at every step. With `cache="off"`
-    (or at the first stage, where `T_0` is the images) the data is returned
-    as it is.
+    Stage `k` trains `E_k` and `D_k` to rebuild `T_{k-1}`, the output of the
+    frozen encoder levels `E_1..E_{k-1}`. With `mode="memory"` the frozen
+    prefix runs once over the data and the stage trains on the NumPy array
+    it returns, instead of recomputing `E_1..E_{k-1}` at every step. With
+    `mode="off"` the stage model itself runs the frozen prefix (in inference
+    mode) at every step: slower, no extra memory.
+
+    Args:
+        mode: `"memory"` or `"off"`.
     """
-    if prefix is None or cache == "off":
-        return data
-    return np.asarray(prefix.predict(data, batch_size=batch_size, verbose=0))
+
+    def __init__(self, mode="memory"):
+        if mode not in CACHE_MODES:
+            raise ValueError(
+                f"Invalid value for argument `cache`. Expected one of "
+                f"{CACHE_MODES}. Received: cache={mode!r}"
+            )
+        self.mode = mode
+
+    @property
+    def recomputes(self):
+        """Whether the stage model must run the frozen prefix itself."""
+        return self.mode == "off"
+
+    @contextlib.contextmanager
+    def inputs(self, prefix, data, batch_size):
+        """Yields the data stage `k` trains on; frees it afterwards.
+
+        Args:
+            prefix: the frozen model `images -> T_{k-1}`, or `None` at the
+                first stage (where `T_0` is the images).
+            data: the user's images (array or dataset).
+            batch_size: batch size for computing the cache.
+        """
+        if prefix is None or self.recomputes:
+            yield data
+            return
+        yield np.asarray(prefix.predict(data, batch_size=batch_size, verbose=0))
