@@ -5,7 +5,10 @@ import math
 import keras
 
 from keras_recursive_ae.shared_batch_norm import SharedBatchNorm
-from keras_recursive_ae.symmetric_autoencoder import SymmetricAutoencoder
+from keras_recursive_ae.symmetric_autoencoder import (
+    SymmetricAutoencoder,
+    _standardize_input_shape,
+)
 from keras_recursive_ae.variational import VariationalBottleneck
 
 _NORMALIZATIONS = (None, "batch", "shared")
@@ -99,6 +102,17 @@ class MirroredConvStack(SymmetricAutoencoder):
         kl_weight=1.0,
         name="mirrored_conv_stack",
     ):
+        if input_shape is None:
+            raise ValueError(
+                "Missing argument `input_shape`: the shape of one image, e.g. "
+                "(128, 128, 3). Received: input_shape=None"
+            )
+        shape = list(_standardize_input_shape(input_shape))
+        if len(shape) != 3:
+            raise ValueError(
+                "Invalid value for argument `input_shape`. Expected (height, "
+                f"width, channels). Received: input_shape={input_shape!r}"
+            )
         self.filters = _standardize_filters(filters, base_filters, depth)
         self.base_filters = base_filters
         n = len(self.filters)
@@ -108,13 +122,17 @@ class MirroredConvStack(SymmetricAutoencoder):
         _check_choice(decoder_style, _DECODER_STYLES, "decoder_style")
         _check_choice(encoder_style, _ENCODER_STYLES, "encoder_style")
         _check_choice(decoder_statistics, ("encoder", "batch"), "decoder_statistics")
-        self.activation = keras.activations.get(activation)
-        self.output_activation = keras.activations.get(output_activation)
+        self.activation = _get(keras.activations.get, activation, "activation")
+        self.output_activation = _get(
+            keras.activations.get, output_activation, "output_activation"
+        )
         self.normalization = normalization
         self.decoder_statistics = decoder_statistics
         self.decoder_style = decoder_style
         self.encoder_style = encoder_style
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_initializer = _get(
+            keras.initializers.get, kernel_initializer, "kernel_initializer"
+        )
         if variational and latent_dim is None:
             raise ValueError(
                 "A variational stack needs `latent_dim`, the size of its code. "
@@ -126,7 +144,7 @@ class MirroredConvStack(SymmetricAutoencoder):
         # Keep the arguments as given for `get_config`.
         self._config = {
             "filters": list(self.filters),
-            "input_shape": None if input_shape is None else list(input_shape),
+            "input_shape": shape,
             "kernel_sizes": [list(k) for k in self.kernel_sizes],
             "strides": list(self.strides),
             "activation": keras.activations.serialize(self.activation),
@@ -141,19 +159,10 @@ class MirroredConvStack(SymmetricAutoencoder):
             "kl_weight": kl_weight,
             "name": name,
         }
-        if input_shape is None:
-            raise ValueError(
-                "Missing argument `input_shape`: the shape of one image, e.g. "
-                "(128, 128, 3). Received: input_shape=None"
-            )
-        shape = list(input_shape)
-        if len(shape) != 3:
-            raise ValueError(
-                "Invalid value for argument `input_shape`. Expected (height, "
-                f"width, channels). Received: input_shape={input_shape!r}"
-            )
         encoder_blocks, decoder_blocks = self._make_blocks(tuple(shape))
-        super().__init__(encoder_blocks, decoder_blocks, shape, name=name)
+        super().__init__(
+            encoder_blocks, decoder_blocks, shape, decoder_order="outermost_first", name=name
+        )
 
     @classmethod
     def paper(cls, input_shape=(128, 128, 3), base_filters=16, **kwargs):
@@ -276,6 +285,22 @@ class MirroredConvStack(SymmetricAutoencoder):
         return keras.layers.BatchNormalization(name=name)
 
 
+def _get(getter, identifier, name):
+    """`keras.activations.get` and the like, with an error naming the argument."""
+    try:
+        value = getter(identifier)
+    except (TypeError, ValueError, AttributeError) as error:
+        raise ValueError(
+            f"Invalid value for argument `{name}`: {error} Received: {name}={identifier!r}"
+        ) from error
+    if value is None or not callable(value):
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected the name or an "
+            f"instance of one. Received: {name}={identifier!r}"
+        )
+    return value
+
+
 def _check_choice(value, choices, name):
     if value not in choices:
         raise ValueError(
@@ -305,16 +330,17 @@ def _standardize_filters(filters, base_filters, depth):
             f"Received: filters={filters!r}, base_filters={base_filters!r}, "
             f"depth={depth!r}"
         )
+    given = filters
     if isinstance(filters, int):
         filters = [filters]
-    filters = list(filters)
+    filters = list(filters) if isinstance(filters, (list, tuple)) else []
     if not filters or any(
         not isinstance(f, int) or isinstance(f, bool) or f <= 0 for f in filters
     ):
         raise ValueError(
             "Invalid value for argument `filters`. Expected a non-empty "
             "sequence of strictly positive integers, one per level. "
-            f"Received: filters={filters!r}"
+            f"Received: filters={given!r}"
         )
     return filters
 

@@ -11,6 +11,7 @@ from keras_recursive_ae.checkpoint import SeededBatches, TrainingCheckpoint, mod
 from keras_recursive_ae.stage import JointModel, StageModel, StageProgbarLogger
 from keras_recursive_ae.stage_inputs import (
     StageInputCache,
+    check_finite,
     check_images,
     dataset_batch_size,
     image_batch_shape,
@@ -282,6 +283,9 @@ class RecursiveTrainer:
             validation_data = validation_data[0]
         if validation_data is not None:
             check_images(validation_data, "validation_data", autoencoder.input_shape)
+        check_finite(x, "x")
+        if validation_data is not None:
+            check_finite(validation_data, "validation_data")
         if batch_size is None and is_dataset(x):
             cache_batch_size = dataset_batch_size(x)
         else:
@@ -416,15 +420,24 @@ class RecursiveTrainer:
                 # The batches are in their seeded order; Keras must not reorder them.
                 fit_args["shuffle"], fit_args["steps_per_epoch"] = False, data.batches_per_epoch
                 batch_size = None
-            fit_args["callbacks"] = fit_args["callbacks"] + [run.recorder(phase, model)]
-            model.fit(
-                data,
-                validation_data=val,
-                batch_size=batch_size,
-                epochs=phase.epochs,
-                initial_epoch=initial_epoch,
-                **fit_args,
+            fit_args["callbacks"] = (
+                [_StopOnNonFiniteLoss(phase.label)] + fit_args["callbacks"] + [run.recorder(phase, model)]
             )
+            before = autoencoder.model.get_weights()
+            try:
+                model.fit(
+                    data,
+                    validation_data=val,
+                    batch_size=batch_size,
+                    epochs=phase.epochs,
+                    initial_epoch=initial_epoch,
+                    **fit_args,
+                )
+            except BaseException:
+                # A failed phase leaves no half-trained weights behind; the
+                # phases before it keep theirs.
+                autoencoder.model.set_weights(before)
+                raise
 
 
 class _Run:
@@ -512,8 +525,33 @@ class _Run:
             "history": self.history.history,
             "shuffle_seed": self.shuffle_seed,
         }
-        self.checkpoint.save(state, self.model.variables, optimizer_variables)
+        try:
+            self.checkpoint.save(state, self.model.variables, optimizer_variables)
+        except OSError as error:
+            raise OSError(
+                error.errno,
+                f"Could not write the checkpoint in {self.checkpoint.directory} "
+                f"({error.strerror or error}); the previous checkpoint there is intact.",
+            ) from error
         self._state = None  # what is in memory is now newer than any checkpoint
+
+
+class _StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops the run, naming the phase, when an epoch's loss is NaN or infinite."""
+
+    def __init__(self, label):
+        super().__init__()
+        self.label = label
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise FloatingPointError(
+                f"{self.label} diverged: its loss was {float(loss)} in epoch "
+                f"{epoch + 1}. Its weights were put back as they were before it "
+                "started; the phases before it keep theirs. Lower the learning "
+                "rate, or look for NaN or infinite values in the data."
+            )
 
 
 class _EpochRecorder(keras.callbacks.Callback):

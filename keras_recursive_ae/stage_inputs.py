@@ -68,6 +68,29 @@ def check_images(data, argument, image_shape):
         )
 
 
+def check_finite(data, argument, chunk=1024):
+    """Raises if an array of images holds NaN or infinite values.
+
+    Arrays are read in chunks, so the check needs no second copy of the
+    data. Datasets are not read ahead: a non-finite loss stops training.
+    """
+    if is_dataset(data):
+        return
+    bad = []
+    for start in range(0, len(data), chunk):
+        images = np.asarray(data[start : start + chunk])
+        if not np.issubdtype(images.dtype, np.floating):
+            return  # integer images cannot hold NaN
+        finite = np.isfinite(images.reshape(len(images), -1)).all(axis=1)
+        bad.extend(int(i) + start for i in np.flatnonzero(~finite))
+    if bad:
+        shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+        raise ValueError(
+            f"`{argument}` holds {len(bad)} images with NaN or infinite values "
+            f"(at indices {shown}). Remove or repair them before training."
+        )
+
+
 def dataset_batch_size(data):
     for batch in data.take(1):
         images = batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -1,5 +1,7 @@
 """A symmetric encoder/decoder pair as one Keras graph, cut at its levels."""
 
+import re
+
 import keras
 
 _DECODER_ORDERS = ("innermost_first", "outermost_first")
@@ -7,6 +9,11 @@ _DECODER_ORDERS = ("innermost_first", "outermost_first")
 
 def _block_name(block):
     return getattr(block, "name", None) or getattr(block, "__name__", None) or repr(block)
+
+
+def _plain(error):
+    # Keras styles some messages with terminal escape codes.
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(error))
 
 
 def _shape(tensor):
@@ -43,12 +50,13 @@ class SymmetricAutoencoder:
 
     Args:
         encoder_blocks: sequence of `E_1..E_n`, outermost first.
-        decoder_blocks: sequence of `D_1..D_n`, outermost first (`D_1`
-            produces the image), unless `decoder_order="innermost_first"`.
+        decoder_blocks: sequence of `D_n..D_1` in the order the decoder
+            runs: innermost first, the block that produces the image last
+            (or `D_1..D_n` with `decoder_order="outermost_first"`).
         input_shape: shape of one input image, without the batch axis, e.g.
             `(128, 128, 3)`.
-        decoder_order: `"outermost_first"` (default here) or
-            `"innermost_first"` (the order in which the decoder runs).
+        decoder_order: `"innermost_first"` (default, as in
+            `RecursiveTrainer`) or `"outermost_first"`.
         name: name of the assembled model.
 
     Raises:
@@ -69,10 +77,10 @@ class SymmetricAutoencoder:
             layers.Conv2D(16, 3, strides=2, padding="same", activation="selu"),
         ],
         decoder_blocks=[
-            layers.Conv2DTranspose(3, 3, strides=2, padding="same",
-                                   activation="sigmoid"),
             layers.Conv2DTranspose(8, 3, strides=2, padding="same",
                                    activation="selu"),
+            layers.Conv2DTranspose(3, 3, strides=2, padding="same",
+                                   activation="sigmoid"),
         ],
         input_shape=(32, 32, 3),
     )
@@ -85,7 +93,7 @@ class SymmetricAutoencoder:
         encoder_blocks,
         decoder_blocks,
         input_shape,
-        decoder_order="outermost_first",
+        decoder_order="innermost_first",
         name="autoencoder",
     ):
         encoder_blocks = list(encoder_blocks)
@@ -136,7 +144,7 @@ class SymmetricAutoencoder:
             except Exception as error:
                 raise ValueError(
                     f"Encoder level {k} ('{_block_name(block)}') failed on "
-                    f"T_{k - 1} of shape {_shape(source)}: {error}"
+                    f"T_{k - 1} of shape {_shape(source)}: {_plain(error)}"
                 ) from error
             encoded.append(_single_tensor(output, "Encoder", k, block))
 
@@ -153,11 +161,16 @@ class SymmetricAutoencoder:
             try:
                 output = call_block(block, rebuilt[k])
             except Exception as error:
-                raise ValueError(f"{expectation}, but calling it failed: {error}") from error
+                raise ValueError(f"{expectation}, but calling it failed: {_plain(error)}") from error
             output = _single_tensor(output, "Decoder", k, block)
             if _shape(output) != _shape(target):
                 raise ValueError(
                     f"{expectation}. Received output shape {_shape(output)}."
+                )
+            if not _same_kind_of_dtype(output.dtype, target.dtype, exact=k > 1):
+                raise ValueError(
+                    f"Decoder level {k} ('{_block_name(block)}') must rebuild T_{k - 1} "
+                    f"in its dtype, {target.dtype}. Received output dtype {output.dtype}."
                 )
             rebuilt[k - 1] = output
 
@@ -215,6 +228,15 @@ def _owned_layers(view):
         for sublayer in layer._flatten_layers(include_self=True, recursive=True):
             found[id(sublayer)] = sublayer
     return list(found.values())
+
+
+def _same_kind_of_dtype(output, target, exact):
+    # The image may be float32 while a mixed-precision model rebuilds it in
+    # float16; inner tensors are produced by the same policy on both sides.
+    if exact:
+        return output == target
+    floating = [keras.backend.is_float_dtype(d) for d in (output, target)]
+    return floating[0] == floating[1]
 
 
 def _single_tensor(output, side, level, block):

@@ -50,7 +50,12 @@ class VariationalBottleneck(keras.layers.Layer):
                 "Invalid value for argument `latent_dim`. Expected a strictly "
                 f"positive integer. Received: latent_dim={latent_dim!r}"
             )
-        if not isinstance(kl_weight, (int, float)) or isinstance(kl_weight, bool) or kl_weight < 0:
+        if (
+            not isinstance(kl_weight, (int, float))
+            or isinstance(kl_weight, bool)
+            or not math.isfinite(kl_weight)
+            or kl_weight < 0
+        ):
             raise ValueError(
                 "Invalid value for argument `kl_weight`. Expected a non-negative "
                 f"number. Received: kl_weight={kl_weight!r}"

@@ -143,8 +143,8 @@ def test_base_filters_and_depth():
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        ({"filters": (16, 0)}, r"filters=\[16, 0\]"),
-        ({"filters": ()}, r"filters=\[\]"),
+        ({"filters": (16, 0)}, r"filters=\(16, 0\)"),
+        ({"filters": ()}, r"filters=\(\)"),
         ({"filters": (8,), "normalization": "layer"}, "normalization='layer'"),
         ({"filters": (8,), "decoder_style": "pixelshuffle"}, "decoder_style='pixelshuffle'"),
         ({"filters": (8,), "encoder_style": "dilated"}, "encoder_style='dilated'"),
@@ -157,7 +157,7 @@ def test_base_filters_and_depth():
         ({"filters": (8,), "depth": 2}, "depth=2"),
         ({"filters": (8,), "input_shape": None}, "input_shape=None"),
         ({"filters": (8,), "input_shape": (32, 32)}, r"input_shape=\(32, 32\)"),
-        ({"filters": (8,), "input_shape": (32, 0, 3)}, r"input_shape=\[32, 0, 3\]"),
+        ({"filters": (8,), "input_shape": (32, 0, 3)}, r"input_shape=\(32, 0, 3\)"),
     ],
 )
 def test_invalid_arguments(arguments, message):
