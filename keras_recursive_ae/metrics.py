@@ -387,8 +387,13 @@ class SumSquaredError(_MeanPerImageMetric):
     Usage with `compile()`:
 
     ```python
+    import keras
     from keras_recursive_ae.metrics import PSNR, SSIM, SumSquaredError
 
+    model = keras.Sequential([
+        keras.Input((16, 16, 3)),
+        keras.layers.Conv2D(3, 3, padding="same", activation="sigmoid"),
+    ])
     model.compile(
         optimizer="adam",
         loss="mse",

@@ -177,6 +177,8 @@ class MirroredConvStack(SymmetricAutoencoder):
         Example:
 
         ```python
+        from keras_recursive_ae import MirroredConvStack
+
         stack = MirroredConvStack.paper()          # 128x128x3 -> 1x1x1024
         stack = MirroredConvStack.paper(normalization="shared")
         ```

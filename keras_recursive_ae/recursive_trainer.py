@@ -196,6 +196,7 @@ class RecursiveTrainer:
 
     @property
     def depth(self):
+        """The number of levels `n`."""
         return self.autoencoder.depth
 
     def compile(self, optimizer="adam", loss="mse", metrics=None, **kwargs):

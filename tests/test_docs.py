@@ -47,14 +47,8 @@ _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,})(?P<info>[^`]*)$")
 # Docstring examples that are known to fail, with the fix sent to the lead.
 # Strict: once the docstring is fixed, the test XPASSes and fails, so the
 # entry must be removed.
-KNOWN_BROKEN_DOCSTRINGS = {
-    "MirroredConvStack.paper": "uses MirroredConvStack without importing it",
-    "load_lfw": "reads 'path/to/lfw-deepfunneled' and fits an undefined `model`",
-    "SumSquaredError": "compiles an undefined `model`",
-}
-KNOWN_MISSING_EXAMPLES = {
-    "LFWSplits": "no Example section yet",
-}
+KNOWN_BROKEN_DOCSTRINGS = {}
+KNOWN_MISSING_EXAMPLES = {}
 
 
 # ---------------------------------------------------------------- fences
