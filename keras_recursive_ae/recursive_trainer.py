@@ -50,10 +50,20 @@ class RecursiveTrainer:
             the encoder has an `Input` or the pair is a `SymmetricAutoencoder`;
             otherwise it is taken from the data at the first `fit`.
         decoder_order: `"innermost_first"` (default) or `"outermost_first"`.
-        cache: `"memory"` (default): each stage reads `T_{k-1}` computed once
-            by the frozen encoder levels and kept in memory as a NumPy array.
-            `"off"`: the frozen levels recompute `T_{k-1}` at every step
-            (slower, no extra memory).
+        cache: where each stage's input `T_{k-1}` (computed once by the
+            frozen encoder levels) is kept: `"auto"` (default: in memory
+            when it fits `cache_budget`, in a temporary file otherwise),
+            `"memory"`, `"disk"`, or `"off"` (the frozen levels recompute
+            `T_{k-1}` at every step: slower, no extra memory). A
+            `StageInputCache` instance is accepted too.
+        cache_budget: bytes the cached stage inputs may take in memory at
+            once in `"auto"` mode; `None` (default) keeps a cache in memory
+            when it takes at most half of the memory available then.
+        cache_dtype: `"float32"` (default) or `"float16"` (half the memory;
+            see docs/performance.md for the precision it costs).
+        cache_dir: folder for cache files; `None` (default) uses the
+            system's temporary folder (`TMPDIR`). Files are removed after
+            each stage, also when training raises.
 
     Example:
 
@@ -78,9 +88,23 @@ class RecursiveTrainer:
         *,
         input_shape=None,
         decoder_order="innermost_first",
-        cache="memory",
+        cache="auto",
+        cache_budget=None,
+        cache_dtype="float32",
+        cache_dir=None,
     ):
-        self._cache = StageInputCache(cache)
+        if isinstance(cache, StageInputCache):
+            if (cache_budget, cache_dtype, cache_dir) != (None, "float32", None):
+                raise ValueError(
+                    "Give the cache options to the StageInputCache passed as "
+                    f"`cache`, not to the trainer. Received: cache_budget={cache_budget!r}, "
+                    f"cache_dtype={cache_dtype!r}, cache_dir={cache_dir!r}"
+                )
+            self._cache = cache
+        else:
+            self._cache = StageInputCache(
+                cache, budget=cache_budget, dtype=cache_dtype, directory=cache_dir
+            )
         self._compile_args = None
         self._autoencoder = None
         if isinstance(encoder, SymmetricAutoencoder):
