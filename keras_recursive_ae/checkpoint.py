@@ -165,8 +165,9 @@ def _first_difference(saved, expected):
 class SeededBatches(keras.utils.PyDataset):
     """The batches of epochs `first_epoch..epochs-1`, in an order fixed by a seed.
 
-    Keras shuffles arrays with its backend's global random state, which a
-    new process does not reproduce. Here epoch `e` visits the images in the
+    The trainer reads cached stage inputs through it, and any NumPy input
+    when it checkpoints. Keras shuffles arrays with its backend's global
+    random state, which a new process does not reproduce. Here epoch `e` visits the images in the
     order `numpy.random.default_rng(seed + [e]).permutation(n)`, so a run
     resumed at epoch `e` sees the same batches as an uninterrupted run.
     Batch `i` of the dataset is a pure function of `i` (all epochs are one
@@ -174,7 +175,7 @@ class SeededBatches(keras.utils.PyDataset):
     prefetching across epoch boundaries cannot mix two epochs' orders.
 
     Args:
-        images: an array (or memory map) of images.
+        images: an array of images, or a `StageBatches` over a cache.
         batch_size: images per batch.
         seed: a list of integers.
         shuffle: whether to shuffle at all.
@@ -184,13 +185,15 @@ class SeededBatches(keras.utils.PyDataset):
 
     def __init__(self, images, batch_size, seed, shuffle, first_epoch, epochs):
         super().__init__()
-        self.images = images
+        cached = hasattr(images, "read")
+        self._count = images.num_samples if cached else len(images)
+        self._read = images.read if cached else images.__getitem__
         self.batch_size = batch_size
         self.seed = list(seed)
         self.shuffle = shuffle
         self.first_epoch = first_epoch
         self.epochs = epochs
-        self.batches_per_epoch = math.ceil(len(images) / batch_size)
+        self.batches_per_epoch = math.ceil(self._count / batch_size)
         self._orders = {}
 
     def __len__(self):
@@ -198,7 +201,7 @@ class SeededBatches(keras.utils.PyDataset):
 
     def _order(self, epoch):
         if epoch not in self._orders:
-            count = len(self.images)
+            count = self._count
             self._orders = {
                 epoch: np.random.default_rng(self.seed + [epoch]).permutation(count)
                 if self.shuffle
@@ -210,5 +213,5 @@ class SeededBatches(keras.utils.PyDataset):
         epoch, batch = divmod(self.first_epoch * self.batches_per_epoch + index,
                               self.batches_per_epoch)
         rows = self._order(epoch)[batch * self.batch_size : (batch + 1) * self.batch_size]
-        # Sorted rows read a memory-mapped cache in file order.
-        return self.images[np.sort(rows)]
+        # Sorted rows read a cache file in order, in few reads.
+        return self._read(np.sort(rows))

@@ -10,6 +10,7 @@ import numpy as np
 from keras_recursive_ae.checkpoint import SeededBatches, TrainingCheckpoint, model_fingerprint
 from keras_recursive_ae.stage import JointModel, StageModel, StageProgbarLogger
 from keras_recursive_ae.stage_inputs import (
+    StageBatches,
     StageInputCache,
     check_finite,
     check_images,
@@ -91,10 +92,20 @@ class RecursiveTrainer:
             `T_1..T_{n-1}` are held constant (default `True`): the encoder
             then learns only through the reconstruction paths and cannot
             lower the inner losses by shrinking its own tensors.
-        cache: what each greedy stage reads. `"memory"` (default): `T_{k-1}`
-            computed once by the frozen encoder levels and kept as a NumPy
-            array. `"off"`: the frozen levels recompute `T_{k-1}` at every
-            step (slower, no extra memory).
+        cache: where each greedy stage's input `T_{k-1}` (computed once by
+            the frozen encoder levels) is kept: `"auto"` (default: in memory
+            when it fits `cache_budget`, in a temporary file otherwise),
+            `"memory"`, `"disk"`, or `"off"` (the frozen levels recompute
+            `T_{k-1}` at every step: slower, no extra memory). A
+            `StageInputCache` instance is accepted too.
+        cache_budget: bytes the cached stage inputs may take in memory at
+            once in `"auto"` mode; `None` (default) keeps a cache in memory
+            when it takes at most half of the memory available then.
+        cache_dtype: `"float32"` (default) or `"float16"` (half the memory;
+            see docs/performance.md for the precision it costs).
+        cache_dir: folder for cache files; `None` (default) uses the
+            system's temporary folder (`TMPDIR`). Files are removed after
+            each stage, also when training raises.
 
     Example:
 
@@ -122,7 +133,10 @@ class RecursiveTrainer:
         schedule="greedy",
         level_weights=None,
         stop_target_gradients=True,
-        cache="memory",
+        cache="auto",
+        cache_budget=None,
+        cache_dtype="float32",
+        cache_dir=None,
     ):
         if schedule not in SCHEDULES:
             raise ValueError(
@@ -132,7 +146,18 @@ class RecursiveTrainer:
         self.schedule = schedule
         self.stop_target_gradients = bool(stop_target_gradients)
         self._level_weights = level_weights
-        self._cache = StageInputCache(cache)
+        if isinstance(cache, StageInputCache):
+            if (cache_budget, cache_dtype, cache_dir) != (None, "float32", None):
+                raise ValueError(
+                    "Give the cache options to the StageInputCache passed as "
+                    f"`cache`, not to the trainer. Received: cache_budget={cache_budget!r}, "
+                    f"cache_dtype={cache_dtype!r}, cache_dir={cache_dir!r}"
+                )
+            self._cache = cache
+        else:
+            self._cache = StageInputCache(
+                cache, budget=cache_budget, dtype=cache_dtype, directory=cache_dir
+            )
         self._compile_args = None
         self._autoencoder = None
         if isinstance(encoder, SymmetricAutoencoder):
@@ -297,6 +322,13 @@ class RecursiveTrainer:
         )
 
         run = _Run(autoencoder.model, phases, checkpoint_dir, self.schedule)
+        with self._cache.run():  # stage k+1 computes its input from stage k's cache
+            self._fit_phases(run, phases, x, validation_data, batch_size, cache_batch_size,
+                             callbacks, progress, verbose, shuffle, **kwargs)
+        return run.history
+
+    def _fit_phases(self, run, phases, x, validation_data, batch_size, cache_batch_size,
+                    callbacks, progress, verbose, shuffle, **kwargs):
         for index, phase in enumerate(phases):
             if index < run.phase or phase.epochs == 0:
                 continue
@@ -316,7 +348,6 @@ class RecursiveTrainer:
                 **kwargs,
             )
             run.finish_phase(index + 1)
-        return run.history
 
     def generate(self, num_images, seed=None):
         """Decodes codes drawn from N(0, I) into images.
@@ -407,9 +438,12 @@ class RecursiveTrainer:
             if is_dataset(data):
                 # Datasets come batched and shuffled by their own pipeline.
                 batch_size, fit_args["shuffle"] = None, False
+            elif isinstance(data, StageBatches) and batch_size is None:
+                batch_size = data.batch_size
             elif batch_size is None:
                 batch_size = cache_batch_size
-            if run.resumable and not is_dataset(data):
+            cached = isinstance(data, StageBatches)
+            if cached or (run.resumable and not is_dataset(data)):
                 data = SeededBatches(
                     data,
                     batch_size,
@@ -451,7 +485,10 @@ class _Run:
         self.history.epoch, self.history.history = [], {}
         self.phase, self.epochs_done = 0, 0
         self.checkpoint = None
-        self.shuffle_seed = None
+        self._state = None
+        # Drawn from NumPy's global generator, so `keras.utils.set_random_seed`
+        # fixes it; a resumed run reads it back from its checkpoint.
+        self.shuffle_seed = int(np.random.randint(2**31 - 1))
         if checkpoint_dir is None:
             return
         self.checkpoint = TrainingCheckpoint(
@@ -464,10 +501,6 @@ class _Run:
         )
         state = self.checkpoint.load()
         if state is None:
-            # Drawn from NumPy's global generator, so `keras.utils.set_random_seed`
-            # fixes it; a resumed run reads it back from the checkpoint.
-            self.shuffle_seed = int(np.random.randint(2**31 - 1))
-            self._state = None
             return
         self._state = state
         self.shuffle_seed = state["shuffle_seed"]

@@ -1,11 +1,28 @@
 """Checking the user's images, and the inputs each stage trains on."""
 
+import collections
 import contextlib
+import math
+import os
+import shutil
 import sys
+import tempfile
+import threading
+import time
+import weakref
+import zlib
 
+import keras
 import numpy as np
 
-CACHE_MODES = ("memory", "off")
+CACHE_MODES = ("auto", "memory", "disk", "off")
+CACHE_DTYPES = ("float32", "float16")
+DEFAULT_BUDGET_FRACTION = 0.5
+"""Share of the available memory that one stage's cache may take by default."""
+CACHE_BATCH_ROWS = 128
+"""Rows per batch when the frozen levels compute a cache (at least)."""
+FALLBACK_BUDGET = 2 * 1024**3
+"""Default budget, in bytes, where the available memory cannot be read."""
 
 
 def is_dataset(data):
@@ -97,27 +114,126 @@ def dataset_batch_size(data):
         return int(images.shape[0])
 
 
+CachePlacement = collections.namedtuple(
+    "CachePlacement", ["shape", "dtype", "location", "nbytes", "path", "seconds"]
+)
+CachePlacement.__doc__ = """Where one cached stage input was put.
+
+Attributes:
+    shape: shape of the cached tensor, images first, e.g. `(13233, 64, 64, 16)`.
+    dtype: storage dtype, `"float32"` or `"float16"`.
+    location: `"memory"` or `"disk"`.
+    nbytes: bytes it takes.
+    path: the file on disk (removed when the cache is freed), or `None`.
+    seconds: wall-clock time it took to compute and store.
+"""
+
+
 class StageInputCache:
     """What each stage reads: the images, or `T_{k-1}` computed once.
 
     Stage `k` trains `E_k` and `D_k` to rebuild `T_{k-1}`, the output of the
-    frozen encoder levels `E_1..E_{k-1}`. With `mode="memory"` the frozen
-    prefix runs once over the data and the stage trains on the NumPy array
-    it returns, instead of recomputing `E_1..E_{k-1}` at every step. With
-    `mode="off"` the stage model itself runs the frozen prefix (in inference
-    mode) at every step: slower, no extra memory.
+    frozen encoder levels `E_1..E_{k-1}`. Instead of recomputing
+    `E_1..E_{k-1}` at every step, the cache runs the frozen levels once over
+    the data (in inference mode, batch by batch, writing each batch straight
+    into a preallocated array or file) and the stage trains on the stored
+    tensor. Inside `run()` the cache of one stage is kept until the next
+    stage's cache is computed from it, so stage `k + 1` runs only `E_k` over
+    the stored `T_{k-1}`: each encoder level runs once over the data in the
+    whole schedule. When the data is a `tf.data.Dataset`, the images
+    themselves (`T_0`) are cached too, so a pipeline that decodes JPEG files
+    decodes them once, not at every epoch and stage.
+
+    Modes:
+
+    - `"auto"` (default): in memory when the tensor fits the budget, in a
+      temporary file otherwise.
+    - `"memory"`: always in memory (a NumPy array).
+    - `"disk"`: always in a temporary file under `directory`, read back batch
+      by batch (`os.preadv`), so it never has to fit in memory; the
+      operating system's page cache keeps it in spare memory when there is
+      some.
+    - `"off"`: nothing is stored; the stage model runs the frozen levels
+      itself at every step (slower, no extra memory or disk).
+
+    The budget, in `"auto"` mode, is the number of bytes that the caches
+    held by this object may take in memory at once. By default
+    (`budget=None`) a cache stays in memory when it takes at most
+    `DEFAULT_BUDGET_FRACTION` (half) of the memory available when it is
+    computed: `MemAvailable` of `/proc/meminfo`, bounded by the cgroup
+    (container) limit when there is one, or `os.sysconf` where there is no
+    `/proc`; 2 GiB (`FALLBACK_BUDGET`) where none can be read. The memory
+    the cache already holds is counted as available to it.
+
+    Cached batches are served by `StageBatches` (a `keras.utils.PyDataset`,
+    so every backend reads them the same way). Temporary files live in a
+    folder of their own under `directory`, removed as soon as the cache is
+    freed, also when training raises.
+
+    A random augmentation in a `tf.data` pipeline is drawn once, when the
+    images are cached; use `mode="off"` to draw it at every step.
 
     Args:
-        mode: `"memory"` or `"off"`.
+        mode: `"auto"` (default), `"memory"`, `"disk"` or `"off"`.
+        budget: bytes the caches may hold in memory at once in `"auto"`
+            mode, or `None` (default: half of the available memory).
+        dtype: storage dtype, `"float32"` (default) or `"float16"` (half
+            the memory and disk; the stage reads float32 back; values
+            beyond float16's range raise an error).
+        directory: folder for cache files, or `None` (default: Python's
+            `tempfile.gettempdir()`, which follows `TMPDIR`).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_recursive_ae import MirroredConvStack
+    from keras_recursive_ae.stage_inputs import StageInputCache
+
+    stack = MirroredConvStack(filters=(8, 16), input_shape=(32, 32, 3))
+    images = np.random.rand(64, 32, 32, 3).astype("float32")
+    cache = StageInputCache("disk", dtype="float16")
+    with cache.inputs(stack.encoder_prefix(1), images, batch_size=16) as batches:
+        batches.location        # "disk"
+        batches[0].shape        # (16, 16, 16, 8), float32
+    cache.placements[-1].shape  # (64, 16, 16, 8); the file is gone now
+    ```
     """
 
-    def __init__(self, mode="memory"):
+    def __init__(self, mode="auto", *, budget=None, dtype="float32", directory=None):
         if mode not in CACHE_MODES:
             raise ValueError(
                 f"Invalid value for argument `cache`. Expected one of "
                 f"{CACHE_MODES}. Received: cache={mode!r}"
             )
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0
+        ):
+            raise ValueError(
+                "Invalid value for argument `cache_budget`. Expected None or a "
+                f"non-negative number of bytes. Received: cache_budget={budget!r}"
+            )
+        try:
+            dtype_name = np.dtype(dtype).name
+        except TypeError:
+            dtype_name = None
+        if dtype_name not in CACHE_DTYPES:
+            raise ValueError(
+                f"Invalid value for argument `cache_dtype`. Expected one of "
+                f"{CACHE_DTYPES}. Received: cache_dtype={dtype!r}"
+            )
+        if directory is not None and not os.path.isdir(directory):
+            raise ValueError(
+                "Invalid value for argument `cache_dir`. Expected an existing "
+                f"folder or None. Received: cache_dir={directory!r}"
+            )
         self.mode = mode
+        self.budget = None if budget is None else int(budget)
+        self.dtype = dtype_name
+        self.directory = None if directory is None else os.fspath(directory)
+        self.placements = []
+        self._runs = 0
+        self._entries = {}  # id(data) -> _Entry, in use or kept for the next stage
 
     @property
     def recomputes(self):
@@ -125,16 +241,449 @@ class StageInputCache:
         return self.mode == "off"
 
     @contextlib.contextmanager
-    def inputs(self, prefix, data, batch_size):
+    def run(self):
+        """The scope of one training run, over all its stages.
+
+        Inside it, the cache of stage `k` outlives the stage, so the next
+        stage computes its input from it by running one encoder level
+        (instead of all earlier levels over the images). Everything is freed
+        when the run ends, also when it raises. Runs may nest; the outermost
+        one frees.
+        """
+        self._runs += 1
+        try:
+            yield self
+        finally:
+            self._runs -= 1
+            if self._runs == 0:
+                for key, entry in list(self._entries.items()):
+                    if entry.users == 0:
+                        del self._entries[key]
+                        entry.store.free()
+
+    @contextlib.contextmanager
+    def inputs(self, prefix, data, batch_size, *, shuffle=None):
         """Yields the data stage `k` trains on; frees it afterwards.
 
         Args:
             prefix: the frozen model `images -> T_{k-1}`, or `None` at the
                 first stage (where `T_0` is the images).
             data: the user's images (array or dataset).
-            batch_size: batch size for computing the cache.
+            batch_size: batch size of the stage; `None` means 32, as in
+                Keras. The cache is computed in batches of at least
+                `CACHE_BATCH_ROWS` (inference only: larger is faster).
+            shuffle: how `StageBatches` orders the cached rows: `True`
+                draws a new permutation every epoch (Keras' default for
+                arrays), `False` or `"batch"` keep them in order, `None`
+                (not said) keeps them in order too, leaving Keras to shuffle
+                the order of the batches when `fit(shuffle=True)`.
+
+        Yields:
+            `data` itself when nothing is cached (`"off"`, or NumPy images at
+            the first stage), otherwise a `StageBatches` over the cache.
         """
-        if prefix is None or self.recomputes:
+        if self.mode == "off" or (prefix is None and not is_dataset(data)):
             yield data
             return
-        yield np.asarray(prefix.predict(data, batch_size=batch_size, verbose=0))
+        batch_size = int(batch_size or 32)
+        target = None if prefix is None else prefix.outputs[0]
+        variables = [] if prefix is None else list(prefix.weights)
+        key = id(data)
+        entry = self._entries.get(key)
+        if entry is not None and entry.target is target and entry.is_current():
+            entry.users += 1  # the same tensor again, e.g. `validation_data=x`
+        else:
+            source = None
+            if entry is not None and entry.users == 0:
+                # Kept from the previous stage: start from it if it is current.
+                if entry.is_current():
+                    source = entry
+                else:
+                    del self._entries[key]
+                    entry.store.free()
+            try:
+                # The source stays counted in the memory held while it is read.
+                store = self._compute(prefix, data, batch_size, source)
+            finally:
+                if source is not None:
+                    del self._entries[key]
+                    source.store.free()
+            entry = _Entry(data, target, variables, store)
+            if key not in self._entries:
+                self._entries[key] = entry
+            else:
+                entry.untracked = True
+        failed = True
+        try:
+            yield StageBatches(entry.store, batch_size, shuffle=shuffle)
+            failed = False
+        finally:
+            entry.users -= 1
+            if entry.users == 0 and (failed or entry.untracked or self._runs == 0):
+                if self._entries.get(key) is entry:
+                    del self._entries[key]
+                entry.store.free()
+
+    def _compute(self, prefix, data, batch_size, source):
+        """Runs the frozen levels once over the data into a new store."""
+        started = time.perf_counter()
+        model = prefix
+        if source is not None:
+            model = _step_model(source.target, prefix)
+        # Inference only: larger batches than training's run faster.
+        rows = max(batch_size, CACHE_BATCH_ROWS)
+        if source is not None and model is not None:
+            batches = _store_batches(source.store, rows)
+            capacity = source.store.size
+        else:
+            model = prefix
+            batches = _data_batches(data, rows)
+            capacity = None if is_dataset(data) else len(data)
+        store = None
+        try:
+            for batch in batches:
+                out = batch if model is None else model.predict_on_batch(batch)
+                out = keras.ops.convert_to_numpy(out)
+                if store is None:
+                    if capacity is None and is_dataset(data):
+                        capacity = _dataset_capacity(data, len(out))
+                    store = self._new_store(capacity, out.shape[1:])
+                store.append(self._to_storage(out))
+            if store is None:
+                raise ValueError("The data passed to the stage holds no images.")
+            store = self._finish(store)
+        except BaseException:
+            if store is not None:
+                store.free()
+            raise
+        self.placements.append(
+            CachePlacement(
+                (store.size,) + store.row_shape, self.dtype, store.location,
+                store.nbytes, store.path, time.perf_counter() - started,
+            )
+        )
+        return store
+
+    def _to_storage(self, out):
+        with np.errstate(over="ignore"):
+            stored = np.asarray(out, dtype=self.dtype)
+        if self.dtype == "float16" and not np.all(np.isfinite(stored)):
+            if np.all(np.isfinite(out)):
+                raise ValueError(
+                    "A stage input exceeds the range of float16 (about "
+                    f"+/-65504; largest magnitude here {np.max(np.abs(out)):.4g}). "
+                    "Use cache_dtype='float32'."
+                )
+        return stored
+
+    def _held_in_memory(self):
+        return sum(e.store.nbytes for e in self._entries.values() if e.store.location == "memory")
+
+    def _fits_in_memory(self, nbytes):
+        if self.mode != "auto":
+            return self.mode == "memory"
+        if self.budget is not None:
+            return self._held_in_memory() + nbytes <= self.budget
+        available = available_memory()
+        if available is None:
+            return self._held_in_memory() + nbytes <= FALLBACK_BUDGET
+        return nbytes <= DEFAULT_BUDGET_FRACTION * (available + self._held_in_memory())
+
+    def _new_store(self, capacity, row_shape):
+        row_bytes = math.prod(row_shape) * np.dtype(self.dtype).itemsize
+        if capacity is not None and self._fits_in_memory(capacity * row_bytes):
+            return _MemoryStore(capacity, row_shape, self.dtype)
+        # Unknown size (a dataset of unknown cardinality) goes to disk first.
+        directory = self.directory or tempfile.gettempdir()
+        if capacity is not None:
+            free = shutil.disk_usage(directory).free
+            if capacity * row_bytes > free:
+                raise OSError(
+                    f"The stage input cache needs {capacity * row_bytes / 2**30:.2f} "
+                    f"GiB on disk but the cache folder has {free / 2**30:.2f} GiB "
+                    f"free. Received: cache_dir={self.directory!r}. Pass another "
+                    "cache_dir, cache_dtype='float16', a larger cache_budget, or "
+                    "cache='off'."
+                )
+        return _DiskStore(directory, row_shape, self.dtype)
+
+    def _finish(self, store):
+        store.finish()
+        if store.location == "disk" and self.mode != "disk" and self._fits_in_memory(store.nbytes):
+            loaded = _MemoryStore.from_array(store.load())
+            store.free()
+            return loaded
+        return store
+
+
+class StageBatches(keras.utils.PyDataset):
+    """Batches of a cached stage input, as float32 (`keras.config.floatx()`).
+
+    A `keras.utils.PyDataset`, so Keras' `fit` reads it on every backend
+    without copying the whole cache. Batches are read from memory or from
+    the cache file; their rows come in order, or, with `shuffle=True`, in a
+    new random order every epoch (drawn from NumPy's global generator,
+    which `keras.utils.set_random_seed` seeds).
+
+    Args:
+        store: the cache to read.
+        batch_size: rows per batch.
+        shuffle: `True` for a new order every epoch; anything else keeps the
+            rows in order.
+    """
+
+    def __init__(self, store, batch_size, shuffle=None):
+        super().__init__()
+        self._store = store
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self._order = None
+        if shuffle is True:
+            self._rng = np.random.default_rng(np.random.randint(2**31))
+            self._order = self._rng.permutation(store.size)
+
+    @property
+    def location(self):
+        """`"memory"` or `"disk"`."""
+        return self._store.location
+
+    @property
+    def path(self):
+        """The cache file, or `None` when the cache is in memory."""
+        return self._store.path
+
+    @property
+    def num_samples(self):
+        return self._store.size
+
+    def __len__(self):
+        return math.ceil(self._store.size / self.batch_size)
+
+    def read(self, rows):
+        """The cached rows `rows` (a slice or sorted indices), as floatx."""
+        return self._store.read(rows).astype(keras.config.floatx(), copy=False)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"Batch {index} of {len(self)}.")
+        start = index * self.batch_size
+        stop = min(start + self.batch_size, self._store.size)
+        rows = slice(start, stop)
+        if self._order is not None:
+            rows = np.sort(self._order[start:stop])  # sorted: fewer, longer reads
+        return self._store.read(rows).astype(keras.config.floatx(), copy=False)
+
+    def on_epoch_end(self):
+        if self._order is not None:
+            self._order = self._rng.permutation(self._store.size)
+
+
+class _Entry:
+    """One cached tensor of one data object, and what it was computed with."""
+
+    def __init__(self, data, target, variables, store):
+        self.data = data  # keeps id(data) from being reused while cached
+        self.target = target
+        self.variables = variables
+        self.fingerprint = _fingerprint(variables)
+        self.store = store
+        self.users = 1
+        self.untracked = False
+
+    def is_current(self):
+        """Whether the weights it was computed with are unchanged."""
+        return _fingerprint(self.variables) == self.fingerprint
+
+
+def _fingerprint(variables):
+    return tuple(
+        zlib.crc32(np.ascontiguousarray(keras.ops.convert_to_numpy(v)).view(np.uint8))
+        for v in variables
+    )
+
+
+def _step_model(source_target, prefix):
+    """The model from a cached tensor to the prefix's output, if there is one."""
+    if source_target is None:
+        return prefix  # the cache holds the images
+    if source_target is prefix.outputs[0]:
+        return None
+    try:
+        return keras.Model(source_target, prefix.outputs[0])
+    except ValueError:
+        return None  # not an earlier tensor of the same graph
+
+
+class _MemoryStore:
+    location = "memory"
+    path = None
+
+    def __init__(self, capacity, row_shape, dtype):
+        # np.empty commits pages only as rows are written.
+        self.array = np.empty((capacity,) + tuple(row_shape), dtype=dtype)
+        self.row_shape = tuple(row_shape)
+        self.size = 0
+
+    @classmethod
+    def from_array(cls, array):
+        store = cls(0, array.shape[1:], array.dtype)
+        store.array, store.size = array, len(array)
+        return store
+
+    @property
+    def nbytes(self):
+        return self.size * math.prod(self.row_shape) * self.array.dtype.itemsize
+
+    def append(self, rows):
+        if self.size + len(rows) > len(self.array):
+            raise ValueError(
+                f"The data yielded more than the {len(self.array)} images its "
+                "cardinality announced."
+            )
+        self.array[self.size : self.size + len(rows)] = rows
+        self.size += len(rows)
+
+    def finish(self):
+        self.array = self.array[: self.size]
+
+    def read(self, rows):
+        return self.array[rows]
+
+    def free(self):
+        self.array = None
+
+
+class _DiskStore:
+    location = "disk"
+
+    def __init__(self, directory, row_shape, dtype):
+        self.row_shape = tuple(row_shape)
+        self.dtype = np.dtype(dtype)
+        self.row_bytes = math.prod(self.row_shape) * self.dtype.itemsize
+        self.size = 0
+        self.folder = tempfile.mkdtemp(prefix="keras_recursive_ae_cache_", dir=directory)
+        self.path = os.path.join(self.folder, "stage_input.bin")
+        self._file = open(self.path, "w+b")
+        self._lock = threading.Lock()
+        # Removes the folder even if `free` is never called (e.g. at exit).
+        self._finalizer = weakref.finalize(self, _remove, self._file, self.folder)
+
+    @property
+    def nbytes(self):
+        return self.size * self.row_bytes
+
+    def append(self, rows):
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        try:
+            self._file.write(memoryview(rows).cast("B"))
+        except OSError as error:
+            raise OSError(
+                f"Could not write the stage input cache to {self.path}: {error}. "
+                "Pass another cache_dir, cache_dtype='float16' or cache='off'."
+            ) from error
+        self.size += len(rows)
+
+    def finish(self):
+        self._file.flush()
+
+    def read(self, rows):
+        if isinstance(rows, slice):
+            start, stop, _ = rows.indices(self.size)
+            out = np.empty((stop - start,) + self.row_shape, dtype=self.dtype)
+            self._read_into(out, start)
+            return out
+        out = np.empty((len(rows),) + self.row_shape, dtype=self.dtype)
+        # One read per run of consecutive rows.
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for begin, end in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
+            self._read_into(out[begin:end], int(rows[begin]))
+        return out
+
+    def _read_into(self, out, first_row):
+        view = memoryview(out).cast("B")
+        offset = first_row * self.row_bytes
+        while len(view):
+            if hasattr(os, "preadv"):
+                count = os.preadv(self._file.fileno(), [view], offset)
+            else:
+                with self._lock:
+                    self._file.seek(offset)
+                    count = self._file.readinto(view)
+            if not count:
+                raise OSError(f"The stage input cache {self.path} ended early.")
+            view, offset = view[count:], offset + count
+
+    def load(self):
+        return self.read(slice(0, self.size))
+
+    def free(self):
+        self._finalizer()
+
+
+def _remove(file, folder):
+    file.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _data_batches(data, batch_size):
+    """The user's images, batch by batch."""
+    if is_dataset(data):
+        for batch in data:
+            batch = batch[0] if isinstance(batch, (tuple, list)) else batch
+            yield np.asarray(batch)  # every backend's predict takes NumPy
+        return
+    for start in range(0, len(data), batch_size):
+        yield data[start : start + batch_size]
+
+
+def _store_batches(store, batch_size):
+    floatx = keras.config.floatx()
+    for start in range(0, store.size, batch_size):
+        yield store.read(slice(start, start + batch_size)).astype(floatx, copy=False)
+
+
+def _dataset_capacity(data, first_batch_rows):
+    """Images a finite dataset yields at most, or `None` if unknown."""
+    cardinality = int(data.cardinality())
+    return cardinality * first_batch_rows if cardinality >= 0 else None
+
+
+def available_memory():
+    """Bytes of memory this process can still take, or `None` if unknown.
+
+    `MemAvailable` from `/proc/meminfo` (Linux), bounded by the cgroup
+    memory limit minus its usage when the process runs in a container;
+    elsewhere `os.sysconf("SC_AVPHYS_PAGES")` (free pages).
+    """
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
+        try:
+            with open(limit_file) as f:
+                limit = f.read().strip()
+            with open(usage_file) as f:
+                usage = int(f.read().strip())
+            if limit != "max" and int(limit) < 2**60:
+                found.append(max(int(limit) - usage, 0))
+            break
+        except (OSError, ValueError):
+            continue
+    if not found:
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            return None
+    return min(found)
