@@ -5,6 +5,7 @@ import math
 
 import keras
 
+from keras_recursive_ae import distribution as distribution_lib
 from keras_recursive_ae.stage import StageModel, StageProgbarLogger
 from keras_recursive_ae.stage_inputs import (
     StageInputCache,
@@ -80,6 +81,8 @@ class RecursiveTrainer:
         decoder_order="innermost_first",
         cache="memory",
     ):
+        # Stages are created long after the model: remember its distribution.
+        self._distribution = distribution_lib.capture()
         self._cache = StageInputCache(cache)
         self._compile_args = None
         self._autoencoder = None
@@ -196,9 +199,18 @@ class RecursiveTrainer:
         """
         if self._compile_args is None:
             raise RuntimeError("Call `compile()` before `fit()`.")
+        # Every stage is built, compiled and trained in the distribution
+        # (tf.distribute strategy, keras.distribution) the trainer was created in.
+        with distribution_lib.stage_scope(self._distribution):
+            return self._fit(
+                x, epochs, batch_size, validation_data, callbacks, verbose, shuffle, **kwargs
+            )
+
+    def _fit(self, x, epochs, batch_size, validation_data, callbacks, verbose, shuffle, **kwargs):
         if self._autoencoder is None:
             self._build(image_batch_shape(x, "x")[1:])
         autoencoder = self.autoencoder
+        distribution_lib.check_weights(self._distribution, autoencoder.model)
         epochs_per_level = _epochs_per_level(epochs, self.depth)
         check_images(x, "x", autoencoder.input_shape)
         if isinstance(validation_data, (tuple, list)):
