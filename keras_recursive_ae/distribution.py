@@ -240,3 +240,31 @@ def _split_address(address):
     host, _, port = address.rpartition(":")
     return host.strip("[]") or "localhost", int(port)
 
+
+def multi_worker_logs(logs):
+    """Makes a stage's logs reducible under `MultiWorkerMirroredStrategy`.
+
+    With several workers, Keras 3's TensorFlow trainer averages each
+    replica's logs with `strategy.reduce("MEAN", value, axis=0)`, which fails
+    on the scalar losses and metrics every model returns ("Invalid reduction
+    dimension 0 for input with 0 dimensions"; keras-team/keras#20585), so
+    no Keras model can `fit` under that strategy. Giving every scalar a
+    leading axis of length 1 makes the reduction return the scalar mean.
+    Anywhere else the logs are returned unchanged.
+    """
+    if keras.backend.backend() != "tensorflow" or not _multi_worker(
+        sys.modules["tensorflow"].distribute.get_strategy()
+    ):
+        return logs
+    return {
+        name: keras.ops.reshape(value, (1,)) if len(keras.ops.shape(value)) == 0 else value
+        for name, value in logs.items()
+    }
+
+
+def _multi_worker(strategy):
+    tf = sys.modules["tensorflow"]
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return sum(len(cluster.get(job, [])) for job in ("chief", "worker")) > 1
