@@ -20,6 +20,7 @@ every moving statistic, its value on every local replica. Modes that have a
 distribution also try the bad configurations and save the error messages.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -111,7 +112,9 @@ def run_configs(scope, results):
     for name, (normalization, cache) in CONFIGS.items():
         with scope():
             trainer = make_trainer(normalization, cache)
-        history = train(trainer)
+        # Keras style: fit outside the scope; one configuration fits inside it.
+        with scope() if name == "shared_off" else contextlib.nullcontext():
+            history = train(trainer)
         results[f"{name}/loss"] = np.array(history.history["loss"])
         for i, weight in enumerate(trainer.model.get_weights()):
             results[f"{name}/weight_{i}"] = weight
@@ -167,8 +170,6 @@ def bad_configurations(scope, enter_late):
 
 
 def main():
-    import contextlib
-
     results, errors = {}, {}
     if MODE in ("tf_single", "jax_single"):
         run_configs(contextlib.nullcontext, results)
