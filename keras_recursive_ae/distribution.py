@@ -164,7 +164,7 @@ def wait_for_workers(timeout=300, poll_interval=0.2, tf_config=None):
     if tf_config is None:
         tf_config = os.environ.get("TF_CONFIG")
     own, peers = _cluster_addresses(tf_config)
-    host, port = _split_address(own)
+    _, port = _split_address(own)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
