@@ -7,6 +7,7 @@ import math
 import keras
 import numpy as np
 
+from keras_recursive_ae import distribution as distribution_lib
 from keras_recursive_ae.checkpoint import SeededBatches, TrainingCheckpoint, model_fingerprint
 from keras_recursive_ae.stage import JointModel, StageModel, StageProgbarLogger
 from keras_recursive_ae.stage_inputs import (
@@ -143,6 +144,8 @@ class RecursiveTrainer:
                 f"Invalid value for argument `schedule`. Expected one of "
                 f"{SCHEDULES}. Received: schedule={schedule!r}"
             )
+        # Stages are created long after the model: remember its distribution.
+        self._distribution = distribution_lib.capture()
         self.schedule = schedule
         self.stop_target_gradients = bool(stop_target_gradients)
         self._level_weights = level_weights
@@ -285,11 +288,12 @@ class RecursiveTrainer:
                 arguments and folder (e.g. after the process was killed)
                 resumes in the phase and epoch where it stopped; a finished
                 run is not trained again. With a checkpoint folder, NumPy
-                inputs are shuffled in an order fixed by the seed, so a
-                resumed run ends with the same weights as an uninterrupted
-                one (bit for bit on the CPU, after
-                `keras.utils.set_random_seed`). A `tf.data` input keeps its
-                own order.
+                inputs and cached stage inputs (a `tf.data` input is cached
+                too) are shuffled in an order fixed by the seed and the
+                epoch, so a resumed run ends with the same weights as an
+                uninterrupted one (bit for bit on the CPU, after
+                `keras.utils.set_random_seed`). With `cache="off"` a
+                `tf.data` input keeps its own order.
             **kwargs: any other `keras.Model.fit` argument.
 
         Returns:
@@ -300,9 +304,20 @@ class RecursiveTrainer:
         """
         if self._compile_args is None:
             raise RuntimeError("Call `compile()` before `fit()`.")
+        # Every stage is built, compiled and trained in the distribution
+        # (tf.distribute strategy, keras.distribution) the trainer was created in.
+        with distribution_lib.stage_scope(self._distribution):
+            return self._fit(
+                x, epochs, batch_size, validation_data, callbacks, verbose, shuffle,
+                fine_tune_epochs, checkpoint_dir, **kwargs
+            )
+
+    def _fit(self, x, epochs, batch_size, validation_data, callbacks, verbose, shuffle,
+             fine_tune_epochs, checkpoint_dir, **kwargs):
         if self._autoencoder is None:
             self._build(image_batch_shape(x, "x")[1:])
         autoencoder = self.autoencoder
+        distribution_lib.check_weights(self._distribution, autoencoder.model)
         phases = self._phases(epochs, fine_tune_epochs)
         check_images(x, "x", autoencoder.input_shape)
         if isinstance(validation_data, (tuple, list)):

@@ -90,6 +90,16 @@ class SharedBatchNorm(keras.layers.BatchNormalization):
             training = False
         return super().call(inputs, training=training, mask=mask)
 
+    def add_weight(self, *args, **kwargs):
+        # Keras 3 creates the moving statistics with aggregation "none", so
+        # under a tf.distribute strategy every replica updates its own copy
+        # and the copies drift apart (what is saved is replica 0's). "mean"
+        # (tf.keras 2's choice) keeps one set: the mean of the replicas'
+        # updates. Other backends ignore the aggregation.
+        if not kwargs.get("trainable", True):
+            kwargs.setdefault("aggregation", "mean")
+        return super().add_weight(*args, **kwargs)
+
     def get_config(self):
         config = {"decoder_statistics": self.decoder_statistics}
         base_config = super().get_config()

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_recursive_ae.distribution import multi_worker_logs
+
 
 class StageModel(keras.Model):
     """Encoder level `k` followed by decoder level `k`, trained to rebuild `T_{k-1}`.
@@ -41,7 +43,8 @@ class StageModel(keras.Model):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         rebuilt, target = y_pred
-        return super().compute_metrics(x, target, rebuilt, sample_weight=sample_weight)
+        logs = super().compute_metrics(x, target, rebuilt, sample_weight=sample_weight)
+        return multi_worker_logs(logs)
 
 
 class StageProgbarLogger(keras.callbacks.ProgbarLogger):
@@ -125,4 +128,5 @@ class JointModel(keras.Model):
         for tracker, loss in zip(self.level_trackers, self._level_losses(y_pred)):
             tracker.update_state(loss)
         rebuilt, targets = y_pred
-        return super().compute_metrics(x, targets[0], rebuilt[0], sample_weight=sample_weight)
+        logs = super().compute_metrics(x, targets[0], rebuilt[0], sample_weight=sample_weight)
+        return multi_worker_logs(logs)

@@ -12,6 +12,24 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 LFW_DIR = REPO_ROOT.parent / "shared" / "data" / "lfw"
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "backend(*names): runs only when the Keras backend is one of `names` "
+        "(e.g. tf.distribute needs TensorFlow, keras.distribution.DataParallel "
+        "needs JAX); skipped, with the reason, under any other backend",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    backend = keras.backend.backend()
+    for item in items:
+        marker = item.get_closest_marker("backend")
+        if marker is not None and backend not in marker.args:
+            reason = f"needs KERAS_BACKEND in {marker.args}; running under {backend!r}"
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     """Each test starts from the same seed and a clean Keras name scope."""
