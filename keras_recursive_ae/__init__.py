@@ -16,6 +16,7 @@ from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
 from keras_recursive_ae.recursive_trainer import RecursiveTrainer
 from keras_recursive_ae.shared_batch_norm import SharedBatchNorm
 from keras_recursive_ae.symmetric_autoencoder import SymmetricAutoencoder
+from keras_recursive_ae.variational import VariationalBottleneck
 from keras_recursive_ae.version import __version__
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "RecursiveTrainer",
     "SharedBatchNorm",
     "SymmetricAutoencoder",
+    "VariationalBottleneck",
     "__version__",
     "lfw",
     "load_lfw",

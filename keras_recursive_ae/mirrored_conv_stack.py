@@ -6,6 +6,7 @@ import keras
 
 from keras_recursive_ae.shared_batch_norm import SharedBatchNorm
 from keras_recursive_ae.symmetric_autoencoder import SymmetricAutoencoder
+from keras_recursive_ae.variational import VariationalBottleneck
 
 _NORMALIZATIONS = (None, "batch", "shared")
 _DECODER_STYLES = ("transpose", "upsampling")
@@ -55,6 +56,14 @@ class MirroredConvStack(SymmetricAutoencoder):
         encoder_style: `"strided"` (strided `Conv2D`) or `"pooling"`
             (`Conv2D` + `MaxPooling2D`).
         kernel_initializer: initializer of every convolution kernel.
+        variational: whether the innermost level is variational: its encoder
+            block ends in a `VariationalBottleneck` (no normalization there)
+            whose `latent_dim` code is `T_n`, and its decoder block starts
+            with a `Dense` layer and a `Reshape` back to the convolution's
+            output shape. Sample new images with
+            `RecursiveTrainer.generate`.
+        latent_dim: size of the variational code.
+        kl_weight: weight of the KL loss of the variational code.
         name: name of the assembled model.
 
     Example:
@@ -85,6 +94,9 @@ class MirroredConvStack(SymmetricAutoencoder):
         decoder_style="transpose",
         encoder_style="strided",
         kernel_initializer="glorot_uniform",
+        variational=False,
+        latent_dim=None,
+        kl_weight=1.0,
         name="mirrored_conv_stack",
     ):
         self.filters = _standardize_filters(filters, base_filters, depth)
@@ -103,6 +115,14 @@ class MirroredConvStack(SymmetricAutoencoder):
         self.decoder_style = decoder_style
         self.encoder_style = encoder_style
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        if variational and latent_dim is None:
+            raise ValueError(
+                "A variational stack needs `latent_dim`, the size of its code. "
+                "Received: variational=True, latent_dim=None"
+            )
+        self.variational = bool(variational)
+        self.latent_dim = latent_dim
+        self.kl_weight = kl_weight
         # Keep the arguments as given for `get_config`.
         self._config = {
             "filters": list(self.filters),
@@ -116,6 +136,9 @@ class MirroredConvStack(SymmetricAutoencoder):
             "decoder_style": decoder_style,
             "encoder_style": encoder_style,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "variational": self.variational,
+            "latent_dim": latent_dim,
+            "kl_weight": kl_weight,
             "name": name,
         }
         if input_shape is None:
@@ -199,7 +222,12 @@ class MirroredConvStack(SymmetricAutoencoder):
                 x = keras.layers.MaxPooling2D(
                     stride, padding="same", name=f"encoder_pool_{k}"
                 )(x)
-            if self.normalization == "shared":
+            innermost_variational = self.variational and k == len(shapes) - 1
+            if innermost_variational:
+                x = VariationalBottleneck(
+                    self.latent_dim, kl_weight=self.kl_weight, name="variational_bottleneck"
+                )(x)
+            elif self.normalization == "shared":
                 x = shared_norms[k - 1](x, site="encoder")
             elif self.normalization == "batch":
                 x = self._make_norm(f"encoder_norm_{k}")(x)
@@ -213,15 +241,20 @@ class MirroredConvStack(SymmetricAutoencoder):
                 "kernel_initializer": self.kernel_initializer,
                 "name": f"decoder_conv_{k}",
             }
-            inputs = keras.Input(shapes[k])
+            if innermost_variational:
+                inputs = keras.Input((self.latent_dim,))
+                x = keras.layers.Dense(
+                    math.prod(shapes[k]), activation=self.activation, name="decoder_dense"
+                )(inputs)
+                x = keras.layers.Reshape(shapes[k], name="decoder_reshape")(x)
+            else:
+                inputs = x = keras.Input(shapes[k])
             if self.decoder_style == "transpose":
                 x = keras.layers.Conv2DTranspose(
                     target[-1], kernel, strides=stride, **conv_options
-                )(inputs)
+                )(x)
             elif stride > 1:
-                x = keras.layers.UpSampling2D(stride, name=f"decoder_upsample_{k}")(inputs)
-            else:
-                x = inputs
+                x = keras.layers.UpSampling2D(stride, name=f"decoder_upsample_{k}")(x)
             excess = (x.shape[1] - target[0], x.shape[2] - target[1])
             if any(excess):
                 # Undo the encoder's rounding up of an odd size ("same" padding).

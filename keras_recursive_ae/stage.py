@@ -61,3 +61,68 @@ class StageProgbarLogger(keras.callbacks.ProgbarLogger):
         self.epochs = epochs
         if self.verbose:
             print(f"{self.label} - Epoch {epoch + 1}/{self.epochs}", flush=True)
+
+
+class JointModel(keras.Model):
+    """All levels trained at once, with a reconstruction loss at every level.
+
+    The paper's future work: one model whose loss is
+    `sum_k w_k * loss(R_{k-1}, T_{k-1})`, where `R_{k-1}` is the decoder's
+    tensor at level `k-1` of the full autoencoder (`R_0` is the
+    reconstructed image) and `T_{k-1}` the encoder's (`T_0` is the image).
+    Per-level losses are reported as the metrics `level_1_loss` ..
+    `level_n_loss` (unweighted); compiled metrics compare `R_0` with the
+    image.
+
+    Args:
+        autoencoder: the `SymmetricAutoencoder` to train.
+        level_weights: one non-negative weight per level, outermost first; a
+            zero weight removes that level's term.
+        stop_target_gradients: whether the targets `T_{k-1}` (k >= 2) are
+            held constant, so that the encoder learns only through the
+            reconstruction paths and cannot shrink its own targets.
+        name: name of the model.
+    """
+
+    def __init__(self, autoencoder, level_weights, stop_target_gradients=True, name="joint"):
+        images = keras.Input(shape=autoencoder.input_shape, name="images")
+        tensors = keras.tree.flatten(autoencoder.level_tensors_model()(images))
+        depth = autoencoder.depth
+        rebuilt, targets = tensors[:depth], [images] + tensors[depth:]
+        super().__init__(images, (rebuilt, targets), name=name)
+        self.level_weights = list(level_weights)
+        self.stop_target_gradients = stop_target_gradients
+        self.level_trackers = [
+            keras.metrics.Mean(name=f"level_{k}_loss") for k in range(1, len(level_weights) + 1)
+        ]
+        self.level_loss = None
+
+    def compile(self, optimizer="adam", loss="mse", metrics=None, **kwargs):
+        self.level_loss = keras.losses.get(loss)
+        super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
+
+    def _level_losses(self, y_pred):
+        rebuilt, targets = y_pred
+        losses = []
+        for level, (output, target) in enumerate(zip(rebuilt, targets), start=1):
+            if self.stop_target_gradients and level > 1:
+                target = keras.ops.stop_gradient(target)
+            value = self.level_loss(keras.ops.cast(target, "float32"), keras.ops.cast(output, "float32"))
+            losses.append(keras.ops.mean(value))
+        return losses
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        total = sum(
+            weight * loss
+            for weight, loss in zip(self.level_weights, self._level_losses(y_pred))
+            if weight != 0
+        )
+        for loss in self.losses:
+            total = total + keras.ops.cast(loss, "float32")
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        for tracker, loss in zip(self.level_trackers, self._level_losses(y_pred)):
+            tracker.update_state(loss)
+        rebuilt, targets = y_pred
+        return super().compute_metrics(x, targets[0], rebuilt[0], sample_weight=sample_weight)

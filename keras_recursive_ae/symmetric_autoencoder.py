@@ -183,6 +183,19 @@ class SymmetricAutoencoder:
             name=f"encoder_to_level_{level}",
         )
 
+    def level_tensors_model(self):
+        """A model from the images to `[R_0..R_{n-1}, T_1..T_{n-1}]`.
+
+        `R_k` is the decoder's tensor at level `k` (`R_0` the reconstructed
+        image) and `T_k` the encoder's: with the image itself, the pairs
+        `(R_{k-1}, T_{k-1})` that a loss at every level compares.
+        """
+        return keras.Model(
+            self._encoder_tensors[0],
+            self._decoder_tensors[: self.depth] + self._encoder_tensors[1 : self.depth],
+            name=f"{self.name}_level_tensors",
+        )
+
     def encoder_level_layers(self, level):
         """The layers that `E_level` owns (Keras layers, nested ones included)."""
         return _owned_layers(self.encoder_levels[level - 1])

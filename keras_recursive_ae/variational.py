@@ -1,0 +1,91 @@
+"""A variational bottleneck for the innermost level of an autoencoder."""
+
+import math
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_recursive_ae")
+class VariationalBottleneck(keras.layers.Layer):
+    """Mean and log-variance heads, a reparameterized sample and a KL loss.
+
+    The layer flattens its input, maps it to the mean and the log-variance
+    of a diagonal Gaussian over `latent_dim` codes, and returns
+    `z = mean + exp(log_var / 2) * eps`, `eps ~ N(0, I)`, in training, and
+    the mean in inference (so reconstructions are deterministic). Every call
+    adds `kl_weight * KL(N(mean, var) || N(0, I))`, summed over the code and
+    averaged over the batch, to the model's losses, so any model that trains
+    the layer (the innermost stage of greedy training, or the whole
+    autoencoder) carries the KL term. Decode `z` with a `Dense` layer and a
+    `Reshape` back to the shape this layer received.
+
+    Args:
+        latent_dim: size of the code.
+        kl_weight: weight of the KL term. Defaults to `1.0`.
+        seed: optional seed of the sampling noise.
+        **kwargs: base layer arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: a batch of tensors of any shape.
+        training: Python boolean: sample (`True`) or return the mean.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_recursive_ae import VariationalBottleneck
+
+    features = keras.Input((4, 4, 8))
+    code = VariationalBottleneck(latent_dim=16, kl_weight=0.5)(features)
+    rebuilt = keras.layers.Reshape((4, 4, 8))(keras.layers.Dense(128)(code))
+    model = keras.Model(features, rebuilt)
+    ```
+    """
+
+    def __init__(self, latent_dim, kl_weight=1.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
+            raise ValueError(
+                "Invalid value for argument `latent_dim`. Expected a strictly "
+                f"positive integer. Received: latent_dim={latent_dim!r}"
+            )
+        if not isinstance(kl_weight, (int, float)) or isinstance(kl_weight, bool) or kl_weight < 0:
+            raise ValueError(
+                "Invalid value for argument `kl_weight`. Expected a non-negative "
+                f"number. Received: kl_weight={kl_weight!r}"
+            )
+        self.latent_dim = latent_dim
+        self.kl_weight = float(kl_weight)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.mean_head = keras.layers.Dense(latent_dim, name="mean", dtype=self.dtype_policy)
+        # Start at unit variance: a random log-variance head can make the
+        # first samples explode through exp().
+        self.log_var_head = keras.layers.Dense(
+            latent_dim, name="log_var", kernel_initializer="zeros", dtype=self.dtype_policy
+        )
+
+    def build(self, input_shape):
+        flat_shape = (input_shape[0], math.prod(input_shape[1:]))
+        self.mean_head.build(flat_shape)
+        self.log_var_head.build(flat_shape)
+
+    def call(self, inputs, training=None):
+        flat = ops.reshape(inputs, (ops.shape(inputs)[0], -1))
+        mean = self.mean_head(flat)
+        log_var = self.log_var_head(flat)
+        kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1)
+        self.add_loss(self.kl_weight * ops.mean(ops.cast(kl, "float32")))
+        if not training:
+            return mean
+        noise = keras.random.normal(ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator)
+        return mean + ops.exp(0.5 * log_var) * noise
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.latent_dim)
+
+    def get_config(self):
+        config = {"latent_dim": self.latent_dim, "kl_weight": self.kl_weight, "seed": self.seed}
+        base_config = super().get_config()
+        return {**base_config, **config}

@@ -1,0 +1,157 @@
+"""The schedules beyond the paper: joint, end-to-end and fine-tuning."""
+
+import numpy as np
+import pytest
+
+import keras
+from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
+from keras_recursive_ae.lfw import load_lfw
+from keras_recursive_ae.stage import JointModel
+
+
+@pytest.fixture(scope="module")
+def faces(request):
+    from conftest import LFW_DIR
+
+    if not LFW_DIR.is_dir():
+        pytest.skip(f"the real LFW folder is absent: {LFW_DIR}")
+    splits = load_lfw(LFW_DIR, image_size=16, max_images=300, seed=1)
+    return splits.numpy("train"), splits.numpy("validation")
+
+
+def _stack(**kwargs):
+    return MirroredConvStack(filters=(8, 16), input_shape=(16, 16, 3), **kwargs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("schedule", ["greedy", "joint", "end_to_end"])
+def test_every_schedule_lowers_its_loss_on_real_faces(faces, schedule):
+    train, validation = faces
+    trainer = RecursiveTrainer(_stack(normalization="shared"), schedule=schedule)
+    trainer.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = trainer.fit(train, epochs=4, batch_size=16, validation_data=validation, verbose=0)
+    loss = np.array(history.history["loss"])
+    stages = history.history["stage"]
+    if schedule == "greedy":
+        assert stages == [1] * 4 + [2] * 4
+        assert loss[3] < loss[0] and loss[7] < loss[4]
+    else:
+        assert stages == [schedule] * 4
+        assert loss[-1] < loss[0]
+    assert np.all(np.isfinite(history.history["val_loss"]))
+
+
+def test_joint_and_end_to_end_freeze_nothing():
+    for schedule in ("joint", "end_to_end"):
+        stack = _stack(normalization="batch")
+        trainer = RecursiveTrainer(stack, schedule=schedule)
+        trainer.compile(optimizer=keras.optimizers.SGD(0.1))
+        before = [np.array(w) for w in stack.model.trainable_weights]
+        seen = []
+
+        class Watch(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                seen.append({id(v) for v in self.model.trainable_variables})
+
+        trainer.fit(np.random.rand(16, 16, 16, 3), epochs=1, batch_size=8,
+                    callbacks=[Watch()], verbose=0)
+        assert seen == [{id(v) for v in stack.model.trainable_variables}]
+        after = stack.model.trainable_weights
+        assert all(not np.array_equal(a, b) for a, b in zip(before, after)), schedule
+
+
+def test_fine_tuning_follows_greedy_and_unfreezes_everything():
+    stack = _stack(normalization="shared")
+    trainer = RecursiveTrainer(stack)
+    trainer.compile()
+    trainable = []
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            trainable.append((self.model.name, {id(v) for v in self.model.trainable_variables}))
+
+    history = trainer.fit(np.random.rand(16, 16, 16, 3), epochs=[1, 2], fine_tune_epochs=2,
+                          batch_size=8, callbacks=[Watch()], verbose=0)
+    assert history.history["stage"] == [1, 2, 2, "fine_tune", "fine_tune"]
+    names = [name for name, _ in trainable]
+    assert names == ["stage_1", "stage_2", "fine_tune"]
+    everything = {id(v) for v in stack.model.trainable_variables}
+    assert trainable[2][1] == everything
+    assert trainable[1][1] < everything  # stage 2 left level 1 frozen
+
+
+def test_joint_reports_every_level_and_sums_the_weighted_terms():
+    stack = _stack()
+    x = np.random.default_rng(0).random((8, 16, 16, 3), dtype="float32")
+    values = {}
+    for weights in ([1.0, 1.0], [1.0, 0.0], [0.0, 2.0]):
+        trainer = RecursiveTrainer(stack, schedule="joint", level_weights=weights)
+        trainer.compile(optimizer=keras.optimizers.SGD(0.0))  # no step: same weights
+        history = trainer.fit(x, epochs=1, batch_size=8, shuffle=False, verbose=0)
+        values[tuple(weights)] = {k: v[0] for k, v in history.history.items() if k != "stage"}
+    both = values[(1.0, 1.0)]
+    level_1, level_2 = both["level_1_loss"], both["level_2_loss"]
+    assert level_1 > 0 and level_2 > 0
+    np.testing.assert_allclose(both["loss"], level_1 + level_2, rtol=1e-5)
+    np.testing.assert_allclose(values[(1.0, 0.0)]["loss"], level_1, rtol=1e-5)
+    np.testing.assert_allclose(values[(0.0, 2.0)]["loss"], 2 * level_2, rtol=1e-5)
+    rebuilt = stack.model.predict(x, verbose=0)
+    np.testing.assert_allclose(level_1, np.mean((rebuilt - x) ** 2), rtol=1e-4)
+
+
+def test_joint_targets_are_held_constant_by_default():
+    stack = _stack()
+    x = np.random.default_rng(0).random((8, 16, 16, 3), dtype="float32")
+    encoder_1 = stack.model.get_layer("encoder_conv_1")
+    moved = {}
+    for stop in (True, False):
+        start = [np.array(w) for w in stack.model.weights]
+        trainer = RecursiveTrainer(stack, schedule="joint", level_weights=[0.0, 1.0],
+                                   stop_target_gradients=stop)
+        trainer.compile(optimizer=keras.optimizers.SGD(0.1))
+        trainer.fit(x, epochs=1, batch_size=8, verbose=0)
+        # Only the level-2 term, mse(D_2(E_2(T_1)), T_1): E_1 learns through
+        # the input T_1 in both cases, and through the target only if it is
+        # not held constant.
+        moved[stop] = np.array(encoder_1.kernel)
+        stack.model.set_weights(start)
+    assert not np.array_equal(moved[True], moved[False])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"schedule": "stacked"}, "schedule='stacked'"),
+        ({"schedule": "joint", "level_weights": [1.0]}, r"level_weights=\[1.0\]"),
+        ({"schedule": "joint", "level_weights": [0, 0]}, r"level_weights=\[0, 0\]"),
+        ({"schedule": "joint", "level_weights": [1, -1]}, r"level_weights=\[1, -1\]"),
+    ],
+)
+def test_invalid_schedule_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RecursiveTrainer(_stack(), **kwargs)
+
+
+def test_invalid_fit_arguments_for_schedules():
+    x = np.random.rand(4, 16, 16, 3)
+    trainer = RecursiveTrainer(_stack(), schedule="end_to_end")
+    trainer.compile()
+    with pytest.raises(ValueError, match=r"fine_tune_epochs=2"):
+        trainer.fit(x, fine_tune_epochs=2, verbose=0)
+    with pytest.raises(ValueError, match=r"epochs=\[1, 2\]"):
+        trainer.fit(x, epochs=[1, 2], verbose=0)
+    greedy = RecursiveTrainer(_stack())
+    greedy.compile()
+    with pytest.raises(ValueError, match="fine_tune_epochs=-1"):
+        greedy.fit(x, fine_tune_epochs=-1, verbose=0)
+
+
+def test_joint_model_of_a_single_level_is_the_image_loss():
+    stack = MirroredConvStack(filters=(4,), input_shape=(8, 8, 1))
+    model = JointModel(stack, [1.0])
+    model.compile(optimizer="sgd")
+    x = np.random.rand(4, 8, 8, 1).astype("float32")
+    loss = model.evaluate(x, verbose=0, return_dict=True)
+    np.testing.assert_allclose(
+        loss["loss"], np.mean((stack.model.predict(x, verbose=0) - x) ** 2), rtol=1e-5
+    )

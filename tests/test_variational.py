@@ -1,0 +1,116 @@
+"""The variational bottleneck and generation."""
+
+import numpy as np
+import pytest
+from keras.src import testing
+
+import keras
+from keras_recursive_ae import MirroredConvStack, RecursiveTrainer, VariationalBottleneck
+
+
+class VariationalBottleneckLayerTest(testing.TestCase):
+    def test_layer_basics(self):
+        self.run_layer_test(
+            VariationalBottleneck,
+            init_kwargs={"latent_dim": 5, "kl_weight": 0.5, "seed": 3},
+            input_shape=(2, 4, 4, 3),
+            expected_output_shape=(2, 5),
+            expected_num_trainable_weights=4,
+            expected_num_non_trainable_weights=0,
+            expected_num_seed_generators=1,
+            expected_num_losses=1,
+            run_mixed_precision_check=True,
+        )
+
+
+def test_kl_term_is_present_and_weighted():
+    x = np.random.default_rng(0).normal(size=(6, 4, 4, 3)).astype("float32")
+    losses = {}
+    for weight in (0.0, 1.0, 3.0):
+        layer = VariationalBottleneck(4, kl_weight=weight)
+        layer.build(x.shape)
+        layer.mean_head.kernel.assign(np.full(layer.mean_head.kernel.shape, 0.1))
+        layer.log_var_head.bias.assign(np.full((4,), 0.5))
+        layer(x, training=True)
+        losses[weight] = float(layer.losses[0])
+    mean = x.reshape(6, -1) @ np.full((48, 4), 0.1)
+    kl = -0.5 * np.sum(1 + 0.5 - mean**2 - np.exp(0.5), axis=-1).mean()
+    np.testing.assert_allclose(losses[1.0], kl, rtol=1e-5)
+    np.testing.assert_allclose(losses[3.0], 3 * kl, rtol=1e-5)
+    assert losses[0.0] == 0.0
+
+
+def test_sampling_in_training_mean_in_inference():
+    layer = VariationalBottleneck(8, seed=1)
+    x = np.random.default_rng(0).random((4, 6), dtype="float32")
+    mean = np.array(layer(x, training=False))
+    np.testing.assert_array_equal(mean, np.array(layer(x, training=False)))
+    sample = np.array(layer(x, training=True))
+    assert sample.shape == (4, 8) and not np.allclose(sample, mean)
+
+
+def test_variational_stack_restores_shapes_and_trains_greedily():
+    stack = MirroredConvStack(filters=(4, 8), input_shape=(15, 13, 3), variational=True,
+                              latent_dim=6, normalization="shared", kl_weight=0.1)
+    assert stack.shapes == [(15, 13, 3), (8, 7, 4), (6,)]
+    bottleneck = stack.model.get_layer("variational_bottleneck")
+    assert bottleneck in stack.encoder_level_layers(2)
+    trainer = RecursiveTrainer(stack)
+    trainer.compile(optimizer="adam")
+    x = np.random.default_rng(0).random((16, 15, 13, 3), dtype="float32")
+    trainer.fit(x, epochs=1, batch_size=8, verbose=0)
+    assert trainer.model.predict(x, verbose=0).shape == x.shape
+    config = stack.get_config()
+    assert config["variational"] and config["latent_dim"] == 6
+    assert MirroredConvStack.from_config(config).shapes == stack.shapes
+
+
+def test_only_the_innermost_stage_carries_the_kl_loss():
+    stack = MirroredConvStack(filters=(4, 8), input_shape=(8, 8, 1), variational=True,
+                              latent_dim=3, kl_weight=100.0)
+    losses = {}
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            model = self.model
+            x = np.random.default_rng(0).random((4,) + tuple(model.inputs[0].shape[1:]))
+            model(x, training=True)
+            losses[model.name] = len(model.losses)
+
+    trainer = RecursiveTrainer(stack)
+    trainer.compile()
+    trainer.fit(np.random.rand(8, 8, 8, 1), epochs=1, batch_size=4, callbacks=[Record()],
+                verbose=0)
+    assert losses == {"stage_1": 0, "stage_2": 1}
+
+
+def test_generate_is_deterministic_with_a_seed_and_in_range():
+    stack = MirroredConvStack(filters=(4, 8), input_shape=(8, 8, 1), variational=True,
+                              latent_dim=3)
+    trainer = RecursiveTrainer(stack)
+    trainer.compile()
+    trainer.fit(np.random.rand(8, 8, 8, 1), epochs=1, batch_size=4, verbose=0)
+    images = trainer.generate(5, seed=7)
+    assert images.shape == (5, 8, 8, 1)
+    assert np.all((images >= 0) & (images <= 1))
+    np.testing.assert_array_equal(images, trainer.generate(5, seed=7))
+    assert not np.array_equal(images, trainer.generate(5, seed=8))
+    with pytest.raises(ValueError, match="num_images=0"):
+        trainer.generate(0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"latent_dim": 0}, "latent_dim=0"),
+        ({"latent_dim": 4, "kl_weight": -1}, "kl_weight=-1"),
+    ],
+)
+def test_invalid_bottleneck_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        VariationalBottleneck(**kwargs)
+
+
+def test_variational_stack_needs_a_latent_dim():
+    with pytest.raises(ValueError, match="latent_dim=None"):
+        MirroredConvStack(filters=(4,), input_shape=(8, 8, 1), variational=True)
