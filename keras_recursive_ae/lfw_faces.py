@@ -278,6 +278,8 @@ def build_autoencoder(
     base_filters=16,
     depth=None,
     decoder_statistics="encoder",
+    latent_dim=None,
+    kl_weight=None,
 ):
     """The paper's architecture, scaled to `image_shape`, for a configuration.
 
@@ -291,6 +293,17 @@ def build_autoencoder(
         decoder_statistics: `SharedBatchNorm`'s argument for the
             shared-norm configurations: `"encoder"` (the library's default)
             or `"batch"` (plain Keras behaviour, as the paper ran it).
+        latent_dim: Optional code size of a variational configuration.
+            Defaults to `None`: the size of the plain models' innermost
+            code `T_n` (256 at 32x32, 1024 at 128x128), so every
+            configuration has the same bottleneck.
+        kl_weight: Optional weight of a variational configuration's KL term.
+            Defaults to `None`: one over the number of values that the
+            variational level's model rebuilds (the image for `end_to_end`,
+            `T_{n-1}` for the greedy stage that trains the bottleneck), so
+            with the mean squared error the loss is, up to a constant
+            factor, the negative ELBO of a unit-variance Gaussian likelihood
+            on that tensor.
 
     Returns:
         A `MirroredConvStack`.
@@ -314,7 +327,13 @@ def build_autoencoder(
     if configuration.normalization == "shared":
         options["decoder_statistics"] = decoder_statistics
     if configuration.variational:
-        options["variational"] = True
+        shapes = _level_shapes(image_shape, base_filters, depth)
+        if latent_dim is None:
+            latent_dim = math.prod(shapes[-1])
+        if kl_weight is None:
+            rebuilt = shapes[-2] if configuration.schedule == "greedy" else image_shape
+            kl_weight = 1.0 / math.prod(rebuilt)
+        options.update(variational=True, latent_dim=int(latent_dim), kl_weight=float(kl_weight))
     return MirroredConvStack(
         base_filters=base_filters,
         depth=depth,
@@ -428,6 +447,8 @@ def run_experiment(
     base_filters=16,
     depth=None,
     decoder_statistics="encoder",
+    latent_dim=None,
+    kl_weight=None,
     download=False,
     save_models=False,
     verbose="auto",
@@ -461,6 +482,10 @@ def run_experiment(
         depth: Optional number of levels (default: down to a 1x1 code).
         decoder_statistics: `"encoder"` or `"batch"`, for the shared-norm
             configurations (see `build_autoencoder`).
+        latent_dim: Optional code size of the variational configurations
+            (see `build_autoencoder`).
+        kl_weight: Optional KL weight of the variational configurations
+            (see `build_autoencoder`).
         download: Whether to download LFW when `data_dir` is `None`.
         save_models: Whether to save each trained model as
             `<output_dir>/<name>.keras`.
@@ -552,7 +577,7 @@ def run_experiment(
             "loss": "mse",
             "base_filters": base_filters,
             "depth": depth,
-            "shapes": None,
+            "shapes": [list(t) for t in _level_shapes(image_shape, base_filters, depth)],
             "shared_bn_decoder_statistics": decoder_statistics,
             "seed": seed,
         },
@@ -585,8 +610,9 @@ def run_experiment(
             base_filters=base_filters,
             depth=depth,
             decoder_statistics=decoder_statistics,
+            latent_dim=latent_dim,
+            kl_weight=kl_weight,
         )
-        results["settings"]["shapes"] = [list(s) for s in autoencoder.shapes]
         trainer, history, seconds = train_configuration(
             configuration,
             autoencoder,
@@ -621,6 +647,8 @@ def run_experiment(
             "history": curves,
         }
         if configuration.variational:
+            entry["latent_dim"] = autoencoder.latent_dim
+            entry["kl_weight"] = autoencoder.kl_weight
             samples[configuration.name] = np.asarray(
                 trainer.generate(_VAE_SAMPLES, seed=seed)
             )
@@ -922,6 +950,12 @@ def build_parser(prog=_MODULE_COMMAND):
                         help="SharedBatchNorm decoder_statistics for the shared-BN "
                         "configurations; 'batch' is the paper's plain Keras "
                         "behaviour (default: encoder)")
+    parser.add_argument("--latent-dim", type=int, default=None,
+                        help="code size of the VAEs (default: the size of the "
+                        "plain models' innermost code)")
+    parser.add_argument("--kl-weight", type=float, default=None,
+                        help="KL weight of the VAEs (default: one over the number "
+                        "of values the variational level's model rebuilds)")
     parser.add_argument("--save-models", action="store_true",
                         help="save each trained model as <output-dir>/<name>.keras")
     parser.add_argument("--verbose", choices=["auto", "0", "1", "2"], default="auto",
@@ -951,12 +985,15 @@ def main(argv=None, prog=None):
         select_configurations(args.configs)
     except ValueError as e:
         parser.error(str(e))
-    for flag in ("image_size", "epochs", "test_images", "batch_size", "base_filters", "depth"):
+    for flag in ("image_size", "epochs", "test_images", "batch_size", "base_filters", "depth",
+                 "latent_dim"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1. Received: {value}")
-    if args.max_images < 0 or (args.fine_tune_epochs is not None and args.fine_tune_epochs < 0):
-        parser.error("--max-images and --fine-tune-epochs must not be negative.")
+    for flag in ("max_images", "fine_tune_epochs", "kl_weight"):
+        value = getattr(args, flag)
+        if value is not None and value < 0:
+            parser.error(f"--{flag.replace('_', '-')} must not be negative. Received: {value}")
     if args.data_dir is not None and not Path(args.data_dir).expanduser().exists():
         parser.error(f"--data-dir does not exist: {args.data_dir}")
     raw = sys.argv[1:] if argv is None else list(argv)
@@ -976,12 +1013,23 @@ def main(argv=None, prog=None):
         base_filters=args.base_filters,
         depth=args.depth,
         decoder_statistics=args.shared_bn_decoder_statistics,
+        latent_dim=args.latent_dim,
+        kl_weight=args.kl_weight,
         download=args.download,
         save_models=args.save_models,
         verbose=verbose,
         command=command,
     )
     return 0
+
+
+def _level_shapes(image_shape, base_filters, depth):
+    """`T_0..T_depth` of the paper's stride-2 "same" stack, without building it."""
+    shapes = [tuple(image_shape)]
+    for k in range(depth):
+        height, width, _ = shapes[-1]
+        shapes.append((math.ceil(height / 2), math.ceil(width / 2), base_filters * 2**k))
+    return shapes
 
 
 def _say(quiet, message):

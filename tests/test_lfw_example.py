@@ -119,6 +119,26 @@ def test_build_autoencoder_scales_the_architecture_and_applies_the_configuration
     assert config["output_activation"] == "sigmoid"
     odd = lfw_faces.build_autoencoder(CONFIGURATIONS["stacked"], (25, 25, 1), base_filters=2, depth=2)
     assert odd.shapes == [(25, 25, 1), (13, 13, 2), (7, 7, 4)]
+    for built in (stack, odd):
+        assert lfw_faces._level_shapes(built.input_shape, built.filters[0], len(built.filters)) == (
+            built.shapes
+        )
+
+
+@pytest.mark.parametrize(
+    "name, rebuilt_values", [("recursive_vae", 2 * 2 * 16), ("stacked_vae", 16 * 16 * 3)]
+)
+def test_vae_code_matches_the_plain_code_and_kl_weighs_per_rebuilt_value(name, rebuilt_values):
+    stack = lfw_faces.build_autoencoder(CONFIGURATIONS[name], (16, 16, 3), base_filters=4)
+    config = stack.get_config()
+    assert config["variational"] is True
+    assert config["latent_dim"] == 1 * 1 * 32  # T_4 of the plain stack: 1x1x32
+    assert config["kl_weight"] == pytest.approx(1 / rebuilt_values)
+    assert stack.shapes[-1] == (32,)
+    given = lfw_faces.build_autoencoder(
+        CONFIGURATIONS[name], (16, 16, 3), base_filters=4, latent_dim=5, kl_weight=0.25
+    )
+    assert (given.get_config()["latent_dim"], given.get_config()["kl_weight"]) == (5, 0.25)
 
 
 # ---------------------------------------------------------------------------
@@ -333,7 +353,7 @@ def _check_outputs(output_dir, names):
 @pytest.mark.slow
 def test_the_example_end_to_end_on_a_few_dozen_real_faces(lfw_dir, tmp_path):
     argv = ["--data-dir", str(lfw_dir), "--image-size", "16", "--max-images", "48",
-            "--epochs", "1", "--base-filters", "4", "--test-images", "8",
+            "--epochs", "1", "--base-filters", "4", "--depth", "2", "--test-images", "8",
             "--output-dir", str(tmp_path), "--verbose", "0"]
     assert lfw_faces.main(argv, prog="lfw_faces") == 0
     names = list(CONFIGURATIONS)
@@ -343,10 +363,13 @@ def test_the_example_end_to_end_on_a_few_dozen_real_faces(lfw_dir, tmp_path):
     assert data["image_shape"] == [16, 16, 3]
     assert sum(data["num_images"].values()) == 48
     assert data["test_images_scored"] == min(8, data["num_images"]["test"])
+    assert results["settings"]["shapes"] == [[16, 16, 3], [8, 8, 4], [4, 4, 8]]
+    assert {c["name"]: c.get("latent_dim") for c in results["configurations"]
+            if c["variational"]} == {"stacked_vae": 128, "recursive_vae": 128}
     by_name = {c["name"]: c for c in results["configurations"]}
-    assert by_name["recursive"]["epochs_by_stage"] == [[k, 1] for k in range(1, 5)]
+    assert by_name["recursive"]["epochs_by_stage"] == [[1, 1], [2, 1]]
     assert by_name["stacked"]["epochs_by_stage"] == [["end_to_end", 1]]
     assert by_name["joint"]["epochs_by_stage"] == [["joint", 1]]
     assert by_name["recursive_fine_tune"]["epochs_by_stage"] == (
-        [[k, 1] for k in range(1, 5)] + [["fine_tune", 1]]
+        [[1, 1], [2, 1], ["fine_tune", 1]]
     )
