@@ -59,6 +59,7 @@ paper's numbers beside ours only then.
 import argparse
 import dataclasses
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -84,6 +85,7 @@ RESULTS_MD = "results.md"
 RECONSTRUCTIONS_PNG = "reconstructions.png"
 VAE_SAMPLES_PNG = "vae_samples.png"
 TRAINING_CURVES_PNG = "training_curves.png"
+FIGURE_ARRAYS_NPZ = "figure_arrays.npz"
 
 METRICS = (
     # (key, column title, digits in results.md)
@@ -548,6 +550,7 @@ def run_experiment(
         "num_images": dict(faces.num_images),
         "num_people": {s: len(p) for s, p in faces.people.items()},
         "test_images_scored": int(len(x_test)),
+        "test_images_sha256": hashlib.sha256(np.ascontiguousarray(x_test).tobytes()).hexdigest(),
         "test_people_scored": len(scored_people),
         "skipped_files": len(faces.skipped),
         "train_input": train_note,
@@ -558,7 +561,7 @@ def run_experiment(
         f"Faces: {faces.source}; {faces.num_images['train']} train, "
         f"{faces.num_images['validation']} validation, "
         f"{faces.num_images['test']} test images of shape {image_shape} "
-        f"(split by person); scoring {len(x_test)} test images of "
+        f"({_split_words(data)}); scoring {len(x_test)} test images of "
         f"{len(scored_people) or 'unnamed'} people. Train split {train_note}.",
     )
 
@@ -666,18 +669,14 @@ def run_experiment(
         del trainer, autoencoder
 
     _say(quiet, "\nDrawing the figures.")
-    plot_reconstructions(
-        x_test, reconstructions, output_dir / RECONSTRUCTIONS_PNG
+    shown = x_test[:_RECONSTRUCTION_COLUMNS]
+    _save_figure_arrays(
+        output_dir, shown, {k: v[: len(shown)] for k, v in reconstructions.items()}, samples
     )
-    results["figures"]["reconstructions"] = RECONSTRUCTIONS_PNG
-    if samples:
-        plot_samples(samples, output_dir / VAE_SAMPLES_PNG)
-        results["figures"]["vae_samples"] = VAE_SAMPLES_PNG
-    plot_training_curves(histories, output_dir / TRAINING_CURVES_PNG)
-    results["figures"]["training_curves"] = TRAINING_CURVES_PNG
-
+    results["figures"] = _draw_figures(output_dir, shown, reconstructions, samples, histories)
     results["wall_seconds"] = round(time.perf_counter() - start, 1)
     results["load_average_after"] = _load_average()
+    results["sittings"] = [_sitting(results)]
     write_results(results, output_dir)
     _say(
         quiet,
@@ -686,6 +685,99 @@ def run_experiment(
         + ", ".join(results["figures"].values()),
     )
     return results
+
+
+def merge_results(directories, output_dir, command=None):
+    """Merges runs of the experiment made in several sittings into one report.
+
+    Training all configurations at 128x128 on 2 CPU cores takes longer than
+    one sitting: run them in groups with the same flags (e.g. `--configs
+    paper` today, `--configs vae beyond` tomorrow), each into its own
+    folder, then merge the folders. The runs must agree on the data (the
+    same held-out test images, checked by their fingerprint) and on every
+    setting (the same budget); each configuration must come from one run
+    only. The merged `results.json` lists every sitting (command, date,
+    machine, load, wall time) and its total wall time is their sum; the
+    figures are drawn again from the `figure_arrays.npz` of each run.
+
+    Args:
+        directories: Output folders of earlier runs, each holding
+            `results.json` and `figure_arrays.npz`.
+        output_dir: Where to write the merged results and figures.
+        command: Optional command line to record.
+
+    Returns:
+        The merged results, as written to `results.json`.
+
+    Raises:
+        ValueError: If fewer than one folder is given, or the runs differ
+            in data or settings, or a configuration appears twice.
+    """
+    directories = [Path(d) for d in directories]
+    if not directories:
+        raise ValueError("Invalid value for argument `directories`. Expected at least one folder. Received: []")
+    runs = []
+    for directory in directories:
+        with open(directory / RESULTS_JSON) as f:
+            runs.append(json.load(f))
+    first = runs[0]
+    seen = {}
+    for directory, run in zip(directories, runs):
+        for key in ("settings", "data"):
+            if run[key] != first[key]:
+                differing = sorted(
+                    k for k in set(run[key]) | set(first[key])
+                    if run[key].get(k) != first[key].get(k)
+                )
+                raise ValueError(
+                    f"Cannot merge {directory} with {directories[0]}: their "
+                    f"{key} differ in {differing} (every sitting must use the "
+                    f"same data and budget). Received: "
+                    + ", ".join(f"{k}={run[key].get(k)!r} vs {first[key].get(k)!r}" for k in differing)
+                )
+        for entry in run["configurations"]:
+            if entry["name"] in seen:
+                raise ValueError(
+                    f"Configuration {entry['name']!r} is in two runs: "
+                    f"{seen[entry['name']]} and {directory}. Received: "
+                    f"directories={[str(d) for d in directories]}"
+                )
+            seen[entry["name"]] = directory
+    order = {name: i for i, name in enumerate(CONFIGURATIONS)}
+    entries = sorted(
+        (entry for run in runs for entry in run["configurations"]),
+        key=lambda entry: order.get(entry["name"], len(order)),
+    )
+    sittings = [sitting for run in runs for sitting in run.get("sittings", [_sitting(run)])]
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    shown, reconstructions, samples = None, {}, {}
+    for directory in directories:
+        images, run_reconstructions, run_samples = _load_figure_arrays(directory)
+        shown = images if shown is None else shown
+        reconstructions.update(run_reconstructions)
+        samples.update(run_samples)
+    reconstructions = {e["name"]: reconstructions[e["name"]] for e in entries if e["name"] in reconstructions}
+    samples = {e["name"]: samples[e["name"]] for e in entries if e["name"] in samples}
+    histories = {e["name"]: e["history"] for e in entries}
+    _save_figure_arrays(output_dir, shown, reconstructions, samples)
+    merged = {
+        "command": command,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": first["machine"],
+        "load_average_before": None,
+        "data": first["data"],
+        "settings": first["settings"],
+        "budget": first["budget"],
+        "paper_comparable": first["paper_comparable"],
+        "configurations": entries,
+        "figures": _draw_figures(output_dir, shown, reconstructions, samples, histories),
+        "wall_seconds": round(sum(s["wall_seconds"] for s in sittings), 1),
+        "load_average_after": None,
+        "sittings": sittings,
+    }
+    write_results(merged, output_dir)
+    return merged
 
 
 def write_results(results, output_dir):
@@ -715,22 +807,24 @@ def results_markdown(results):
     settings = results["settings"]
     data = results["data"]
     comparable = results.get("paper_comparable", False)
-    machine = results.get("machine", {})
-    lines = [
-        "# LFW reference run: recursive vs stacked training",
-        "",
-        f"- Command: `{results.get('command') or 'run_experiment(...)'}`",
-        f"- Date (UTC): {results.get('date')}",
-        f"- Machine: {machine.get('platform')}, {machine.get('cpu_count')} "
-        f"CPU cores, Python {machine.get('python')}, Keras "
-        f"{machine.get('keras')} on {machine.get('backend')}",
-        f"- Load average (1, 5, 15 min) before: "
-        f"{_format_load(results.get('load_average_before'))}, after: "
-        f"{_format_load(results.get('load_average_after'))}",
-        f"- Wall time: {results.get('wall_seconds', float('nan')):.0f} s",
+    sittings = results.get("sittings") or [_sitting(results)]
+    lines = ["# LFW reference run: recursive vs stacked training", ""]
+    if len(sittings) == 1:
+        lines += _sitting_lines(sittings[0], "- ")
+    else:
+        lines += [
+            f"- Merged from {len(sittings)} sittings with the same data and "
+            f"budget (`{results.get('command') or 'merge_results(...)'}`, "
+            f"{results.get('date')}); total wall time "
+            f"{results.get('wall_seconds', float('nan')):.0f} s:",
+        ]
+        for number, sitting in enumerate(sittings, start=1):
+            lines.append(f"  {number}. Configurations: {', '.join(sitting['configurations'])}")
+            lines += _sitting_lines(sitting, "     - ")
+    lines += [
         f"- Data: {data['source']}; {data['num_images']['train']} train, "
         f"{data['num_images']['validation']} validation, "
-        f"{data['num_images']['test']} test images (split by person), "
+        f"{data['num_images']['test']} test images ({_split_words(data)}), "
         f"shape {tuple(data['image_shape'])}",
         f"- Scored on the first {data['test_images_scored']} test images "
         f"({data['test_people_scored'] or 'unnamed'} people none of whom "
@@ -956,6 +1050,10 @@ def build_parser(prog=_MODULE_COMMAND):
     parser.add_argument("--kl-weight", type=float, default=None,
                         help="KL weight of the VAEs (default: one over the number "
                         "of values the variational level's model rebuilds)")
+    parser.add_argument("--merge", nargs="+", metavar="DIR",
+                        help="train nothing: merge the results of earlier runs "
+                        "(sittings with the same flags but different --configs) "
+                        "into --output-dir")
     parser.add_argument("--save-models", action="store_true",
                         help="save each trained model as <output-dir>/<name>.keras")
     parser.add_argument("--verbose", choices=["auto", "0", "1", "2"], default="auto",
@@ -998,6 +1096,13 @@ def main(argv=None, prog=None):
         parser.error(f"--data-dir does not exist: {args.data_dir}")
     raw = sys.argv[1:] if argv is None else list(argv)
     command = " ".join([prog, *map(shlex.quote, raw)])
+    if args.merge:
+        try:
+            merge_results(args.merge, args.output_dir, command=command)
+        except (OSError, ValueError) as e:
+            parser.error(f"--merge: {e}")
+        print(f"Merged {len(args.merge)} runs into {Path(args.output_dir).resolve()}.")
+        return 0
     run_experiment(
         args.data_dir,
         output_dir=args.output_dir,
@@ -1021,6 +1126,77 @@ def main(argv=None, prog=None):
         command=command,
     )
     return 0
+
+
+def _split_words(data):
+    if any(data.get("num_people", {}).values()):
+        return "split by person"
+    return "split by image index: no person names"
+
+
+def _sitting_lines(sitting, prefix):
+    machine = sitting.get("machine") or {}
+    wall = sitting.get("wall_seconds")
+    return [
+        f"{prefix}Command: `{sitting.get('command') or 'run_experiment(...)'}`",
+        f"{prefix}Date (UTC): {sitting.get('date')}",
+        f"{prefix}Machine: {machine.get('platform')}, {machine.get('cpu_count')} "
+        f"CPU cores, Python {machine.get('python')}, Keras "
+        f"{machine.get('keras')} on {machine.get('backend')}",
+        f"{prefix}Load average (1, 5, 15 min) before: "
+        f"{_format_load(sitting.get('load_average_before'))}, after: "
+        f"{_format_load(sitting.get('load_average_after'))}",
+        f"{prefix}Wall time: {'unknown' if wall is None else f'{wall:.0f} s'}",
+    ]
+
+
+def _sitting(results):
+    """What one run records about when and where it ran."""
+    return {
+        "command": results.get("command"),
+        "date": results.get("date"),
+        "machine": results.get("machine"),
+        "load_average_before": results.get("load_average_before"),
+        "load_average_after": results.get("load_average_after"),
+        "wall_seconds": results.get("wall_seconds"),
+        "configurations": [e["name"] for e in results["configurations"]],
+    }
+
+
+def _draw_figures(output_dir, images, reconstructions, samples, histories):
+    figures = {}
+    if reconstructions:
+        plot_reconstructions(images, reconstructions, output_dir / RECONSTRUCTIONS_PNG)
+        figures["reconstructions"] = RECONSTRUCTIONS_PNG
+    if samples:
+        plot_samples(samples, output_dir / VAE_SAMPLES_PNG)
+        figures["vae_samples"] = VAE_SAMPLES_PNG
+    if histories:
+        plot_training_curves(histories, output_dir / TRAINING_CURVES_PNG)
+        figures["training_curves"] = TRAINING_CURVES_PNG
+    return figures
+
+
+def _to_uint8(images):
+    return np.round(np.clip(np.asarray(images, dtype="float32"), 0.0, 1.0) * 255).astype("uint8")
+
+
+def _save_figure_arrays(output_dir, images, reconstructions, samples):
+    """Keeps what the figures show (8-bit), so `merge_results` can redraw them."""
+    arrays = {"images": _to_uint8(images)}
+    arrays.update({f"reconstruction__{k}": _to_uint8(v) for k, v in reconstructions.items()})
+    arrays.update({f"samples__{k}": _to_uint8(v) for k, v in samples.items()})
+    np.savez_compressed(Path(output_dir) / FIGURE_ARRAYS_NPZ, **arrays)
+
+
+def _load_figure_arrays(directory):
+    with np.load(Path(directory) / FIGURE_ARRAYS_NPZ) as arrays:
+        float_arrays = {k: arrays[k].astype("float32") / 255.0 for k in arrays.files}
+    reconstructions = {
+        k.split("__", 1)[1]: v for k, v in float_arrays.items() if k.startswith("reconstruction__")
+    }
+    samples = {k.split("__", 1)[1]: v for k, v in float_arrays.items() if k.startswith("samples__")}
+    return float_arrays["images"], reconstructions, samples
 
 
 def _level_shapes(image_shape, base_filters, depth):
@@ -1146,9 +1322,9 @@ def _figure(width, height):
 def _show_image(ax, image):
     image = np.clip(np.asarray(image, dtype="float32"), 0.0, 1.0)
     if image.shape[-1] == 1:
-        ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+        ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     else:
-        ax.imshow(image)
+        ax.imshow(image, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():

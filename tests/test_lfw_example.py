@@ -316,11 +316,59 @@ def test_without_data_dir_it_falls_back_to_scikit_image_faces_and_says_so(tmp_pa
     assert results["command"] == "lfw_faces " + " ".join(argv)
     assert results["data"]["image_shape"] == [25, 25, 1]
     assert results["data"]["test_images_scored"] == 6
+    assert "split by image index: no person names" in (tmp_path / "results.md").read_text()
     (entry,) = results["configurations"]
     assert entry["epochs_by_stage"] == [[1, 1], [2, 1]]
     assert entry["history"]["stage"] == [1, 2]
     assert all(math.isfinite(v) for v in entry["metrics"].values())
     assert str(tmp_path) in out.splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def fallback_runs(tmp_path_factory):
+    """Three tiny runs on scikit-image's faces: two sittings, one misfit."""
+    folders = {}
+    for name, configs, epochs in [("a", "recursive", 1), ("b", "stacked,stacked_vae", 1),
+                                  ("misfit", "joint", 2)]:
+        folders[name] = tmp_path_factory.mktemp(name)
+        argv = ["--configs", configs, "--epochs", str(epochs), "--base-filters", "2",
+                "--depth", "2", "--test-images", "6", "--output-dir", str(folders[name]),
+                "--verbose", "0"]
+        with pytest.warns(UserWarning, match="scikit-image"):
+            assert lfw_faces.main(argv, prog="lfw_faces") == 0
+    return folders
+
+
+def test_merge_joins_sittings_with_the_same_data_and_budget(fallback_runs, tmp_path, capsys):
+    a, b = fallback_runs["a"], fallback_runs["b"]
+    argv = ["--merge", str(b), str(a), "--output-dir", str(tmp_path)]
+    assert lfw_faces.main(argv, prog="lfw_faces") == 0
+    merged = _check_outputs(tmp_path, ["stacked", "recursive", "stacked_vae"])
+    runs = [json.loads((d / "results.json").read_text()) for d in (b, a)]
+    assert merged["sittings"] == [r["sittings"][0] for r in runs]
+    assert merged["wall_seconds"] == pytest.approx(sum(r["wall_seconds"] for r in runs), abs=0.11)
+    assert merged["command"] == "lfw_faces " + " ".join(argv)
+    by_name = {c["name"]: c for r in runs for c in r["configurations"]}
+    assert merged["configurations"] == [by_name[n] for n in ("stacked", "recursive", "stacked_vae")]
+    assert set(merged["figures"]) == {"reconstructions", "vae_samples", "training_curves"}
+    markdown = (tmp_path / "results.md").read_text()
+    assert "Merged from 2 sittings" in markdown
+    assert "1. Configurations: stacked, stacked_vae" in markdown
+    assert "2. Configurations: recursive" in markdown
+    with np.load(tmp_path / "figure_arrays.npz") as arrays:
+        assert sorted(arrays.files) == ["images", "reconstruction__recursive",
+                                        "reconstruction__stacked", "reconstruction__stacked_vae",
+                                        "samples__stacked_vae"]
+        assert arrays["images"].shape == (6, 25, 25, 1) and arrays["images"].dtype == np.uint8
+
+
+def test_merge_refuses_other_budgets_and_twice_the_same_configuration(fallback_runs, tmp_path):
+    a, misfit = fallback_runs["a"], fallback_runs["misfit"]
+    with pytest.raises(ValueError, match=r"settings differ in \['epochs', 'fine_tune_epochs'\]"):
+        lfw_faces.merge_results([a, misfit], tmp_path)
+    with pytest.raises(ValueError, match="Configuration 'recursive' is in two runs"):
+        lfw_faces.merge_results([a, a], tmp_path)
+    assert not (tmp_path / "results.json").exists()
 
 
 # ---------------------------------------------------------------------------
@@ -361,6 +409,9 @@ def test_the_example_end_to_end_on_a_few_dozen_real_faces(lfw_dir, tmp_path):
     assert set(results["figures"]) == {"reconstructions", "vae_samples", "training_curves"}
     data = results["data"]
     assert data["image_shape"] == [16, 16, 3]
+    assert "test images (split by person)" in (tmp_path / "results.md").read_text()
+    people = data["num_people"]
+    assert all(people.values()) and sum(people.values()) <= 48
     assert sum(data["num_images"].values()) == 48
     assert data["test_images_scored"] == min(8, data["num_images"]["test"])
     assert results["settings"]["shapes"] == [[16, 16, 3], [8, 8, 4], [4, 4, 8]]
