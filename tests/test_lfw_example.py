@@ -202,7 +202,7 @@ def _fake_results(image_shape, configurations=("stacked", "recursive")):
         "data": {"source": "LFW folder x", "num_images": {"train": 8, "validation": 1, "test": 1},
                  "image_shape": list(image_shape), "test_images_scored": 1,
                  "test_people_scored": 1},
-        "settings": {"depth": 2, "base_filters": 16, "shapes": [], "optimizer": "Adam",
+        "settings": {"depth": 2, "base_filters": 16, "shapes": [], "optimizer": "Adam", "epochs": 3,
                      "loss": "mse", "batch_size": 32, "seed": 0,
                      "shared_bn_decoder_statistics": "encoder"},
         "budget": "3 epochs per weight",
@@ -233,7 +233,7 @@ def test_results_markdown_shows_the_papers_column_only_at_128x128x3():
     assert "before: 1.00, 2.00, 3.00" in small
 
     full = lfw_faces.results_markdown(_fake_results((128, 128, 3)))
-    assert "paper's error" in full
+    assert "paper's error" in full and "this run trained on 8 images for 3 epochs" in full
     rows = _table_rows(full)
     assert rows["stacked"][4] == "258" and rows["recursive"][4] == "239"
 
@@ -275,6 +275,23 @@ def test_figures_are_written_as_png(tmp_path, channels):
     )
     for name in ("r.png", "s.png", "c.png"):
         _assert_png(tmp_path / name)
+
+
+def test_image_grids_show_the_pixels_unresampled(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    images = rng.random((3, 12, 12, 3)).astype("float32")
+    lfw_faces.plot_reconstructions(images, {"a": images[::-1], "b": images}, tmp_path / "r.png")
+    # Scale round(64 / 12) = 5, gaps of 5 pixels, labels in a 170-pixel margin.
+    grid = np.asarray(Image.open(tmp_path / "r.png").convert("RGB")).astype(int)
+    assert grid.shape == (3 * 65 - 5, 170 + 3 * 65 - 5, 3)
+    for row, batch in enumerate([images, images[::-1], images]):
+        for column, image in enumerate(batch):
+            top, left = row * 65, 170 + column * 65
+            cell = grid[top : top + 60, left : left + 60]
+            expected = np.repeat(np.repeat(np.round(image * 255), 5, axis=0), 5, axis=1)
+            assert np.abs(cell - expected).max() <= 1, (row, column)
 
 
 # ---------------------------------------------------------------------------
