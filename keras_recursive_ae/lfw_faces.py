@@ -101,8 +101,7 @@ _TIME_DIGITS = 1
 # The train split is held as a float32 NumPy array (shared by every
 # configuration) up to this size; larger splits stream through tf.data.
 _IN_MEMORY_LIMIT_BYTES = 2 * 1024**3
-_RECONSTRUCTION_COLUMNS = 8
-_VAE_SAMPLES = 8
+_FIGURE_FACES = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -453,6 +452,7 @@ def run_experiment(
     kl_weight=None,
     download=False,
     save_models=False,
+    figure_faces=_FIGURE_FACES,
     verbose="auto",
     command=None,
 ):
@@ -491,6 +491,9 @@ def run_experiment(
         download: Whether to download LFW when `data_dir` is `None`.
         save_models: Whether to save each trained model as
             `<output_dir>/<name>.keras`.
+        figure_faces: How many test faces the reconstruction figure shows,
+            and how many images each variational configuration generates.
+            Defaults to `8`.
         verbose: As in `keras.Model.fit`.
         command: Optional command line to record in the results.
 
@@ -653,7 +656,7 @@ def run_experiment(
             entry["latent_dim"] = autoencoder.latent_dim
             entry["kl_weight"] = autoencoder.kl_weight
             samples[configuration.name] = np.asarray(
-                trainer.generate(_VAE_SAMPLES, seed=seed)
+                trainer.generate(figure_faces, seed=seed)
             )
         if save_models:
             path = output_dir / f"{configuration.name}.keras"
@@ -669,7 +672,7 @@ def run_experiment(
         del trainer, autoencoder
 
     _say(quiet, "\nDrawing the figures.")
-    shown = x_test[:_RECONSTRUCTION_COLUMNS]
+    shown = x_test[:figure_faces]
     _save_figure_arrays(
         output_dir, shown, {k: v[: len(shown)] for k, v in reconstructions.items()}, samples
     )
@@ -687,7 +690,7 @@ def run_experiment(
     return results
 
 
-def merge_results(directories, output_dir, command=None):
+def merge_results(directories, output_dir, command=None, figure_faces=None):
     """Merges runs of the experiment made in several sittings into one report.
 
     Training all configurations at 128x128 on 2 CPU cores takes longer than
@@ -705,6 +708,8 @@ def merge_results(directories, output_dir, command=None):
             `results.json` and `figure_arrays.npz`.
         output_dir: Where to write the merged results and figures.
         command: Optional command line to record.
+        figure_faces: Optional number of faces (and samples) the figures
+            show, at most what the runs kept. Defaults to `None` (all kept).
 
     Returns:
         The merged results, as written to `results.json`.
@@ -757,8 +762,12 @@ def merge_results(directories, output_dir, command=None):
         shown = images if shown is None else shown
         reconstructions.update(run_reconstructions)
         samples.update(run_samples)
-    reconstructions = {e["name"]: reconstructions[e["name"]] for e in entries if e["name"] in reconstructions}
-    samples = {e["name"]: samples[e["name"]] for e in entries if e["name"] in samples}
+    keep = slice(None, figure_faces)
+    shown = shown[keep]
+    reconstructions = {
+        e["name"]: reconstructions[e["name"]][keep] for e in entries if e["name"] in reconstructions
+    }
+    samples = {e["name"]: samples[e["name"]][keep] for e in entries if e["name"] in samples}
     histories = {e["name"]: e["history"] for e in entries}
     _save_figure_arrays(output_dir, shown, reconstructions, samples)
     merged = {
@@ -892,7 +901,7 @@ def results_markdown(results):
     return "\n".join(lines).rstrip() + "\n"
 
 
-def plot_reconstructions(images, reconstructions, path, columns=_RECONSTRUCTION_COLUMNS):
+def plot_reconstructions(images, reconstructions, path, columns=_FIGURE_FACES):
     """Saves a grid: the original faces, then one row per configuration.
 
     Every image is drawn at an integer scale (about 64 pixels a side), with
@@ -1070,6 +1079,9 @@ def build_parser(prog=_MODULE_COMMAND):
                         help="train nothing: merge the results of earlier runs "
                         "(sittings with the same flags but different --configs) "
                         "into --output-dir")
+    parser.add_argument("--figure-faces", type=int, default=_FIGURE_FACES,
+                        help="test faces in the reconstruction figure and samples "
+                        "per VAE (default: 8); with --merge, at most what the runs kept")
     parser.add_argument("--save-models", action="store_true",
                         help="save each trained model as <output-dir>/<name>.keras")
     parser.add_argument("--verbose", choices=["auto", "0", "1", "2"], default="auto",
@@ -1100,7 +1112,7 @@ def main(argv=None, prog=None):
     except ValueError as e:
         parser.error(str(e))
     for flag in ("image_size", "epochs", "test_images", "batch_size", "base_filters", "depth",
-                 "latent_dim"):
+                 "latent_dim", "figure_faces"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1. Received: {value}")
@@ -1114,7 +1126,9 @@ def main(argv=None, prog=None):
     command = " ".join([prog, *map(shlex.quote, raw)])
     if args.merge:
         try:
-            merge_results(args.merge, args.output_dir, command=command)
+            merge_results(
+                args.merge, args.output_dir, command=command, figure_faces=args.figure_faces
+            )
         except (OSError, ValueError) as e:
             parser.error(f"--merge: {e}")
         print(f"Merged {len(args.merge)} runs into {Path(args.output_dir).resolve()}.")
@@ -1138,6 +1152,7 @@ def main(argv=None, prog=None):
         kl_weight=args.kl_weight,
         download=args.download,
         save_models=args.save_models,
+        figure_faces=args.figure_faces,
         verbose=verbose,
         command=command,
     )

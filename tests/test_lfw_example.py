@@ -373,6 +373,12 @@ def test_merge_joins_sittings_with_the_same_data_and_budget(fallback_runs, tmp_p
     assert "1. Configurations: stacked, stacked_vae" in markdown
     assert "2. Configurations: recursive" in markdown
     with np.load(tmp_path / "figure_arrays.npz") as arrays:
+        shown = arrays["images"]
+    lfw_faces.main(argv[:-1] + [str(tmp_path / "four"), "--figure-faces", "4"], prog="lfw_faces")
+    with np.load(tmp_path / "four" / "figure_arrays.npz") as arrays:
+        assert {k: v.shape[0] for k, v in arrays.items()} == dict.fromkeys(arrays.files, 4)
+        np.testing.assert_array_equal(arrays["images"], shown[:4])
+    with np.load(tmp_path / "figure_arrays.npz") as arrays:
         assert sorted(arrays.files) == ["images", "reconstruction__recursive",
                                         "reconstruction__stacked", "reconstruction__stacked_vae",
                                         "samples__stacked_vae"]
