@@ -458,6 +458,9 @@ class RecursiveTrainer:
             elif batch_size is None:
                 batch_size = cache_batch_size
             cached = isinstance(data, StageBatches)
+            if cached and self._distribution is not None and data.location == "memory":
+                # Strategies shard arrays by batch; a PyDataset is not sharded.
+                data, cached = data.read(slice(0, data.num_samples)), False
             if cached or (run.resumable and not is_dataset(data)):
                 data = SeededBatches(
                     data,

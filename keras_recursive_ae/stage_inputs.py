@@ -342,7 +342,9 @@ class StageInputCache:
         store = None
         try:
             for batch in batches:
-                out = batch if model is None else model.predict_on_batch(batch)
+                # `predict`, not `predict_on_batch`: under a tf.distribute
+                # strategy `predict_on_batch` returns every replica's copy.
+                out = batch if model is None else model.predict(batch, batch_size=rows, verbose=0)
                 out = keras.ops.convert_to_numpy(out)
                 if store is None:
                     if capacity is None and is_dataset(data):
