@@ -14,7 +14,13 @@ the four metrics of `keras_recursive_ae.metrics`, and writes:
 - `vae_samples.png`: images decoded from N(0, I) codes by the variational
   configurations (the paper's Figure 4), when any ran;
 - `training_curves.png`: training and validation loss per epoch, one panel
-  per configuration, stages shaded.
+  per configuration, stages shaded;
+- `figure_arrays.npz`: the pixels the figures show (8-bit), kept so that
+  `--merge` can draw them again.
+
+Too many configurations for one sitting? Run them in groups with the same
+flags into separate folders, then join them with
+`--merge DIR [DIR ...] --output-dir OUT` (see `merge_results`).
 
 Run it from the installed package, or through `examples/lfw_faces.py`:
 
