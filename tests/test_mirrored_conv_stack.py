@@ -46,7 +46,7 @@ def _expected_shapes(arguments):
     return shapes
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stack_arguments())
 def test_every_level_has_the_documented_shape(arguments):
     keras.backend.clear_session()
@@ -64,7 +64,7 @@ def test_every_level_has_the_documented_shape(arguments):
     assert np.all((output >= 0) & (output <= 1))  # sigmoid output
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stack_arguments())
 def test_config_round_trips(arguments):
     keras.backend.clear_session()
