@@ -2,6 +2,7 @@
 
 import contextlib
 import dataclasses
+import functools
 import math
 
 import keras
@@ -101,7 +102,7 @@ class RecursiveTrainer:
             `StageInputCache` instance is accepted too.
         cache_budget: bytes the cached stage inputs may take in memory at
             once in `"auto"` mode; `None` (default) keeps a cache in memory
-            when it takes at most half of the memory available then.
+            when it takes at most a third of the memory available then.
         cache_dtype: `"float32"` (default) or `"float16"` (half the memory;
             see docs/performance.md for the precision it costs).
         cache_dir: folder for cache files; `None` (default) uses the
@@ -439,12 +440,16 @@ class RecursiveTrainer:
             layer for earlier in range(1, level) for layer in autoencoder.encoder_level_layers(earlier)
         ]
         prefix = autoencoder.encoder_prefix(level - 1) if level > 1 else None
+        # Greedy stages read the images again (stage 2 computes its input
+        # from them): decode a dataset once. One joint or end-to-end phase
+        # would only pay for an extra pass.
+        inputs = functools.partial(self._cache.inputs, cache_images=self.schedule == "greedy")
         validation_inputs = contextlib.nullcontext(None)
         if validation_data is not None:
-            validation_inputs = self._cache.inputs(prefix, validation_data, cache_batch_size)
+            validation_inputs = inputs(prefix, validation_data, cache_batch_size)
         with (
             _frozen(frozen),
-            self._cache.inputs(prefix, x, cache_batch_size) as data,
+            inputs(prefix, x, cache_batch_size) as data,
             validation_inputs as val,
         ):
             model = self._phase_model(phase, prefix)
@@ -458,8 +463,12 @@ class RecursiveTrainer:
             elif batch_size is None:
                 batch_size = cache_batch_size
             cached = isinstance(data, StageBatches)
-            if cached and self._distribution is not None and data.location == "memory":
-                # Strategies shard arrays by batch; a PyDataset is not sharded.
+            if cached and data.location == "memory" and (
+                self._distribution is not None or not run.resumable
+            ):
+                # An array: Keras slices it in its own input pipeline, with no
+                # Python per batch, and strategies shard it (a PyDataset is
+                # not sharded). A checkpointed run reads its seeded order.
                 data, cached = data.read(slice(0, data.num_samples)), False
             if cached or (run.resumable and not is_dataset(data)):
                 data = SeededBatches(

@@ -15,9 +15,13 @@ import zlib
 import keras
 import numpy as np
 
+from keras_recursive_ae import distribution
+
 CACHE_MODES = ("auto", "memory", "disk", "off")
 CACHE_DTYPES = ("float32", "float16")
-DEFAULT_BUDGET_FRACTION = 0.5
+# A cache in memory is copied once more by the backend's input pipeline
+# while its stage trains: a third leaves room for both.
+DEFAULT_BUDGET_FRACTION = 1 / 3
 """Share of the available memory that one stage's cache may take by default."""
 CACHE_BATCH_ROWS = 128
 """Rows per batch when the frozen levels compute a cache (at least)."""
@@ -159,7 +163,7 @@ class StageInputCache:
     The budget, in `"auto"` mode, is the number of bytes that the caches
     held by this object may take in memory at once. By default
     (`budget=None`) a cache stays in memory when it takes at most
-    `DEFAULT_BUDGET_FRACTION` (half) of the memory available when it is
+    `DEFAULT_BUDGET_FRACTION` (a third) of the memory available when it is
     computed: `MemAvailable` of `/proc/meminfo`, bounded by the cgroup
     (container) limit when there is one, or `os.sysconf` where there is no
     `/proc`; 2 GiB (`FALLBACK_BUDGET`) where none can be read. The memory
@@ -176,7 +180,7 @@ class StageInputCache:
     Args:
         mode: `"auto"` (default), `"memory"`, `"disk"` or `"off"`.
         budget: bytes the caches may hold in memory at once in `"auto"`
-            mode, or `None` (default: half of the available memory).
+            mode, or `None` (default: a third of the available memory).
         dtype: storage dtype, `"float32"` (default) or `"float16"` (half
             the memory and disk; the stage reads float32 back; values
             beyond float16's range raise an error).
@@ -262,7 +266,7 @@ class StageInputCache:
                         entry.store.free()
 
     @contextlib.contextmanager
-    def inputs(self, prefix, data, batch_size, *, shuffle=None):
+    def inputs(self, prefix, data, batch_size, *, cache_images=True):
         """Yields the data stage `k` trains on; frees it afterwards.
 
         Args:
@@ -272,17 +276,17 @@ class StageInputCache:
             batch_size: batch size of the stage; `None` means 32, as in
                 Keras. The cache is computed in batches of at least
                 `CACHE_BATCH_ROWS` (inference only: larger is faster).
-            shuffle: how `StageBatches` orders the cached rows: `True`
-                draws a new permutation every epoch (Keras' default for
-                arrays), `False` or `"batch"` keep them in order, `None`
-                (not said) keeps them in order too, leaving Keras to shuffle
-                the order of the batches when `fit(shuffle=True)`.
+            cache_images: whether a `tf.data` input is cached at the first
+                stage (`prefix=None`), so that it is decoded once for all
+                the stages that read it. A schedule with one phase reading
+                the images gains nothing from it.
 
         Yields:
-            `data` itself when nothing is cached (`"off"`, or NumPy images at
-            the first stage), otherwise a `StageBatches` over the cache.
+            `data` itself when nothing is cached (`"off"`, or images at the
+            first stage that are NumPy arrays or not to be cached), otherwise
+            a `StageBatches` over the cache.
         """
-        if self.mode == "off" or (prefix is None and not is_dataset(data)):
+        if self.mode == "off" or (prefix is None and not (cache_images and is_dataset(data))):
             yield data
             return
         batch_size = int(batch_size or 32)
@@ -315,7 +319,7 @@ class StageInputCache:
                 entry.untracked = True
         failed = True
         try:
-            yield StageBatches(entry.store, batch_size, shuffle=shuffle)
+            yield StageBatches(entry.store, batch_size)
             failed = False
         finally:
             entry.users -= 1
@@ -340,11 +344,19 @@ class StageInputCache:
             batches = _data_batches(data, rows)
             capacity = None if is_dataset(data) else len(data)
         store = None
+        # `predict_on_batch` runs one compiled step per batch; `predict` sets
+        # up a dataset, an iterator and callbacks at every call, several
+        # seconds per stage. Under a tf.distribute strategy, though,
+        # `predict_on_batch` returns every replica's copy.
+        distributed = distribution.capture() is not None
         try:
             for batch in batches:
-                # `predict`, not `predict_on_batch`: under a tf.distribute
-                # strategy `predict_on_batch` returns every replica's copy.
-                out = batch if model is None else model.predict(batch, batch_size=rows, verbose=0)
+                if model is None:
+                    out = batch
+                elif distributed:
+                    out = model.predict(batch, batch_size=rows, verbose=0)
+                else:
+                    out = model.predict_on_batch(batch)
                 out = keras.ops.convert_to_numpy(out)
                 if store is None:
                     if capacity is None and is_dataset(data):
@@ -422,27 +434,21 @@ class StageBatches(keras.utils.PyDataset):
     """Batches of a cached stage input, as float32 (`keras.config.floatx()`).
 
     A `keras.utils.PyDataset`, so Keras' `fit` reads it on every backend
-    without copying the whole cache. Batches are read from memory or from
-    the cache file; their rows come in order, or, with `shuffle=True`, in a
-    new random order every epoch (drawn from NumPy's global generator,
-    which `keras.utils.set_random_seed` seeds).
+    without copying the whole cache. Batch `i` holds rows
+    `i * batch_size` onwards, read from memory or from the cache file, and
+    is the same whenever it is read: `fit(shuffle=True)` shuffles the order
+    of the batches, as for any `PyDataset`. (The trainer reads the rows in a
+    seeded order of its own, through `read`.)
 
     Args:
         store: the cache to read.
         batch_size: rows per batch.
-        shuffle: `True` for a new order every epoch; anything else keeps the
-            rows in order.
     """
 
-    def __init__(self, store, batch_size, shuffle=None):
+    def __init__(self, store, batch_size):
         super().__init__()
         self._store = store
         self.batch_size = batch_size
-        self.shuffle = shuffle
-        self._order = None
-        if shuffle is True:
-            self._rng = np.random.default_rng(np.random.randint(2**31))
-            self._order = self._rng.permutation(store.size)
 
     @property
     def location(self):
@@ -469,15 +475,7 @@ class StageBatches(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"Batch {index} of {len(self)}.")
         start = index * self.batch_size
-        stop = min(start + self.batch_size, self._store.size)
-        rows = slice(start, stop)
-        if self._order is not None:
-            rows = np.sort(self._order[start:stop])  # sorted: fewer, longer reads
-        return self._store.read(rows).astype(keras.config.floatx(), copy=False)
-
-    def on_epoch_end(self):
-        if self._order is not None:
-            self._order = self._rng.permutation(self._store.size)
+        return self.read(slice(start, min(start + self.batch_size, self._store.size)))
 
 
 class _Entry:
@@ -579,14 +577,21 @@ class _DiskStore:
         try:
             self._file.write(memoryview(rows).cast("B"))
         except OSError as error:
-            raise OSError(
-                f"Could not write the stage input cache to {self.path}: {error}. "
-                "Pass another cache_dir, cache_dtype='float16' or cache='off'."
-            ) from error
+            raise self._write_error(error) from error
         self.size += len(rows)
 
     def finish(self):
-        self._file.flush()
+        try:
+            self._file.flush()
+        except OSError as error:
+            raise self._write_error(error) from error
+
+    def _write_error(self, error):
+        return OSError(
+            error.errno,
+            f"Could not write the stage input cache to {self.path}: {error}. "
+            "Pass another cache_dir, cache_dtype='float16' or cache='off'.",
+        )
 
     def read(self, rows):
         if isinstance(rows, slice):
