@@ -7,7 +7,7 @@ lazily through `tf.data`, so the full set (13,233 images) never has to sit
 in memory at once.
 """
 
-import concurrent.futures
+from concurrent.futures import ThreadPoolExecutor
 import dataclasses
 import gzip
 import hashlib
@@ -217,9 +217,9 @@ def load_lfw(
             for validation (whole people). Defaults to `0.1`.
         test_split: Fraction of the images, in `[0, 1)`, to hold out for
             testing (whole people). Defaults to `0.1`.
-        seed: Optional integer seed for the split and for the train set's
-            shuffling. `None` gives different splits on every call.
-            Defaults to `0`.
+        seed: Optional non-negative integer seed for the split and for the
+            train set's shuffling. `None` gives different splits on every
+            call. Defaults to `0`.
         max_images: Optional positive integer: load at most this many images
             in all. Defaults to `None` (all).
         batch_size: Optional positive batch size. `None` gives unbatched
@@ -239,6 +239,8 @@ def load_lfw(
 
     Raises:
         FileNotFoundError: If `data_dir` does not exist.
+        PermissionError: If `data_dir` cannot be read. Person folders inside
+            it that cannot be read are skipped with a warning.
         ValueError: If an argument is invalid, `data_dir` holds no LFW
             images, the archive cannot be read, or there are too few people
             to fill every split.
@@ -270,12 +272,20 @@ def load_lfw(
     _check_optional_positive_int("crop_size", crop_size)
     _check_optional_positive_int("max_images", max_images)
     _check_optional_positive_int("batch_size", batch_size)
+    for name, value in (("grayscale", grayscale), ("shuffle", shuffle), ("download", download)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(
+                f"Invalid value for argument `{name}`. Expected True or "
+                f"False. Received: {name}={value!r}"
+            )
     for name, value in (
         ("validation_split", validation_split),
         ("test_split", test_split),
     ):
-        if not isinstance(value, (int, float, np.number)) or not (
-            0 <= value < 1
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.number))
+            or not 0 <= value < 1
         ):
             raise ValueError(
                 f"Invalid value for argument `{name}`. Expected a number in "
@@ -287,10 +297,12 @@ def load_lfw(
             f"than 1, leaving images to train on. Received: "
             f"validation_split={validation_split}, test_split={test_split}"
         )
-    if seed is not None and not isinstance(seed, (int, np.integer)):
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+    ):
         raise ValueError(
-            f"Invalid value for argument `seed`. Expected an integer or "
-            f"None. Received: seed={seed!r}"
+            f"Invalid value for argument `seed`. Expected a non-negative "
+            f"integer or None. Received: seed={seed!r}"
         )
     if seed is None:
         # One draw, shared by the split and the train set's shuffling.
@@ -306,6 +318,11 @@ def load_lfw(
     )
 
     if data_dir is not None:
+        if not isinstance(data_dir, (str, os.PathLike)):
+            raise ValueError(
+                "Invalid value for argument `data_dir`. Expected a path to an "
+                f"LFW folder or .tgz archive, or None. Received: data_dir={data_dir!r}"
+            )
         path = Path(os.fspath(data_dir)).expanduser()
         if not path.exists():
             raise FileNotFoundError(
@@ -505,15 +522,23 @@ def _crop_and_resize(image, crop_size, image_size, grayscale):
 
 def _find_people(root):
     """Maps each person's name to the sorted paths of their JPEG images."""
-    people = _scan_people(root)
+    unreadable = []
+    people = _scan_people(root, unreadable)
     if not people:
         subfolders = [
             entry.path
-            for entry in os.scandir(root)
+            for entry in _entries(root)
             if entry.is_dir() and not entry.name.startswith(".")
         ]
         if len(subfolders) == 1:
-            people = _scan_people(subfolders[0])
+            unreadable = []
+            people = _scan_people(subfolders[0], unreadable)
+    if unreadable:
+        warnings.warn(
+            f"Skipped {len(unreadable)} person folders under {root} that "
+            f"cannot be read (permission denied), e.g. {unreadable[0]}.",
+            stacklevel=4,
+        )
     if not people:
         raise ValueError(
             f"Invalid value for argument `data_dir`. Expected a folder in "
@@ -524,12 +549,25 @@ def _find_people(root):
     return people
 
 
-def _scan_people(folder):
+def _entries(folder):
+    """The entries of `folder`; a clear error naming it if it cannot be read."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except PermissionError as e:
+        raise PermissionError(
+            f"Invalid value for argument `data_dir`. The folder {folder} "
+            f"cannot be read (permission denied). Received: data_dir={folder}"
+        ) from e
+
+
+def _scan_people(folder, unreadable):
+    """People and their images; appends person folders it cannot read to `unreadable`."""
     people = {}
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.startswith(".") or not entry.is_dir():
-                continue
+    for entry in _entries(folder):
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        try:
             with os.scandir(entry.path) as files:
                 images = sorted(
                     f.path
@@ -538,8 +576,11 @@ def _scan_people(folder):
                     and f.name.lower().endswith(_JPEG_SUFFIXES)
                     and f.is_file()
                 )
-            if images:
-                people[entry.name] = images
+        except PermissionError:
+            unreadable.append(entry.path)
+            continue
+        if images:
+            people[entry.name] = images
     return people
 
 
@@ -558,7 +599,7 @@ def _is_complete_jpeg(path):
 def _check_jpegs(paths):
     # The check is I/O-bound (two small reads per file): threads overlap it.
     workers = min(32, 4 * (os.cpu_count() or 1))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(_is_complete_jpeg, paths))
 
 

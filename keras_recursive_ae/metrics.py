@@ -49,8 +49,10 @@ def _check_images(y_true, y_pred):
 
 
 def _check_max_val(max_val):
-    if not isinstance(max_val, (int, float, np.number)) or not (
-        0 < max_val < float("inf")
+    if (
+        isinstance(max_val, bool)
+        or not isinstance(max_val, (int, float, np.number))
+        or not 0 < max_val < float("inf")
     ):
         raise ValueError(
             f"Invalid value for argument `max_val`. Expected a finite, "
@@ -60,8 +62,10 @@ def _check_max_val(max_val):
 
 
 def _check_epsilon(epsilon):
-    if not isinstance(epsilon, (int, float, np.number)) or not (
-        0 < epsilon < float("inf")
+    if (
+        isinstance(epsilon, bool)
+        or not isinstance(epsilon, (int, float, np.number))
+        or not 0 < epsilon < float("inf")
     ):
         raise ValueError(
             f"Invalid value for argument `epsilon`. Expected a finite, "
@@ -409,8 +413,19 @@ class SumSquaredError(_MeanPerImageMetric):
         return _sum_squared_error(y_true, y_pred)
 
 
+class _RangeMetric(_MeanPerImageMetric):
+    """A per-image metric of images whose values span `max_val`."""
+
+    def __init__(self, max_val, name, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.max_val = _check_max_val(max_val)
+
+    def get_config(self):
+        return {**super().get_config(), "max_val": self.max_val}
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class PSNR(_MeanPerImageMetric):
+class PSNR(_RangeMetric):
     """Mean over images of the per-image PSNR, in decibels.
 
     See `psnr`. Higher is better. An exactly reconstructed image has an
@@ -435,20 +450,14 @@ class PSNR(_MeanPerImageMetric):
     """
 
     def __init__(self, max_val=1.0, name="psnr", dtype=None):
-        super().__init__(name=name, dtype=dtype)
-        self.max_val = _check_max_val(max_val)
+        super().__init__(max_val, name=name, dtype=dtype)
 
     def _per_image(self, y_true, y_pred):
         return _psnr(y_true, y_pred, self.max_val)
 
-    def get_config(self):
-        base_config = super().get_config()
-        config = {"max_val": self.max_val}
-        return {**base_config, **config}
-
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class SSIM(_MeanPerImageMetric):
+class SSIM(_RangeMetric):
     """Mean over images of the per-image structural similarity.
 
     See `ssim` for the definition (11x11 Gaussian window, sigma 1.5, as
@@ -476,16 +485,10 @@ class SSIM(_MeanPerImageMetric):
     """
 
     def __init__(self, max_val=1.0, name="ssim", dtype=None):
-        super().__init__(name=name, dtype=dtype)
-        self.max_val = _check_max_val(max_val)
+        super().__init__(max_val, name=name, dtype=dtype)
 
     def _per_image(self, y_true, y_pred):
         return _ssim(y_true, y_pred, self.max_val)
-
-    def get_config(self):
-        base_config = super().get_config()
-        config = {"max_val": self.max_val}
-        return {**base_config, **config}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -1,6 +1,9 @@
 """One batch normalization shared by an encoder level and its mirrored decoder."""
 
+import math
+
 import keras
+import numpy as np
 
 _DECODER_STATISTICS = ("encoder", "batch")
 _SITES = ("encoder", "decoder")
@@ -74,8 +77,37 @@ class SharedBatchNorm(keras.layers.BatchNormalization):
                 f"of {_DECODER_STATISTICS}. "
                 f"Received: decoder_statistics={decoder_statistics!r}"
             )
+        # BatchNormalization casts or uses these unchecked; a bad value would
+        # surface later, deep inside the backend.
+        axis = kwargs.get("axis", -1)
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise ValueError(
+                f"Invalid value for argument `axis`. Expected an integer. Received: axis={axis!r}"
+            )
+        momentum = kwargs.get("momentum", 0.99)
+        if not _is_number(momentum) or not 0 <= momentum <= 1:
+            raise ValueError(
+                "Invalid value for argument `momentum`. Expected a number in "
+                f"[0, 1]. Received: momentum={momentum!r}"
+            )
+        epsilon = kwargs.get("epsilon", 1e-3)
+        if not _is_number(epsilon) or not 0 < epsilon < math.inf:
+            raise ValueError(
+                "Invalid value for argument `epsilon`. Expected a finite "
+                f"positive number. Received: epsilon={epsilon!r}"
+            )
         super().__init__(**kwargs)
         self.decoder_statistics = decoder_statistics
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if not -rank <= self.axis < rank:
+            raise ValueError(
+                f"Invalid value for argument `axis` of layer '{self.name}': the "
+                f"input has rank {rank}. Received: axis={self.axis}, "
+                f"input_shape={tuple(input_shape)}"
+            )
+        super().build(input_shape)
 
     def call(self, inputs, training=None, mask=None, site="encoder"):
         if site not in _SITES:
@@ -104,3 +136,7 @@ class SharedBatchNorm(keras.layers.BatchNormalization):
         config = {"decoder_statistics": self.decoder_statistics}
         base_config = super().get_config()
         return {**base_config, **config}
+
+
+def _is_number(value):
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.number))

@@ -3,6 +3,7 @@
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -45,13 +46,14 @@ class VariationalBottleneck(keras.layers.Layer):
 
     def __init__(self, latent_dim, kl_weight=1.0, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
+        integer = (int, np.integer)
+        if not isinstance(latent_dim, integer) or isinstance(latent_dim, bool) or latent_dim <= 0:
             raise ValueError(
                 "Invalid value for argument `latent_dim`. Expected a strictly "
                 f"positive integer. Received: latent_dim={latent_dim!r}"
             )
         if (
-            not isinstance(kl_weight, (int, float))
+            not isinstance(kl_weight, (int, float, np.number))
             or isinstance(kl_weight, bool)
             or not math.isfinite(kl_weight)
             or kl_weight < 0
@@ -60,9 +62,14 @@ class VariationalBottleneck(keras.layers.Layer):
                 "Invalid value for argument `kl_weight`. Expected a non-negative "
                 f"number. Received: kl_weight={kl_weight!r}"
             )
-        self.latent_dim = latent_dim
+        if seed is not None and (not isinstance(seed, integer) or isinstance(seed, bool)):
+            raise ValueError(
+                "Invalid value for argument `seed`. Expected an integer or None. "
+                f"Received: seed={seed!r}"
+            )
+        self.latent_dim = int(latent_dim)
         self.kl_weight = float(kl_weight)
-        self.seed = seed
+        self.seed = None if seed is None else int(seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.mean_head = keras.layers.Dense(latent_dim, name="mean", dtype=self.dtype_policy)
         # Start at unit variance: a random log-variance head can make the

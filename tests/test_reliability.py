@@ -1,7 +1,12 @@
 """Bad data, diverging stages and failing disks end with clear errors; nothing is lost."""
 
+import builtins
+import contextlib
 import errno
 import json
+import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -10,7 +15,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import keras
-from keras_recursive_ae import MirroredConvStack, RecursiveTrainer, checkpoint
+from keras_recursive_ae import (
+    PSNR,
+    SSIM,
+    MirroredConvStack,
+    RecursiveTrainer,
+    SharedBatchNorm,
+    SharpnessRatio,
+    VariationalBottleneck,
+    checkpoint,
+    load_lfw,
+    metrics,
+    stage_inputs,
+)
 
 layers = keras.layers
 
@@ -86,6 +103,87 @@ def test_a_failing_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     history = _trainer().fit(x, epochs=[3, 0, 0], batch_size=4, checkpoint_dir=tmp_path,
                              verbose=0)
     assert history.history["stage"] == [1, 1, 1]  # resumed after the first epoch
+
+
+def test_a_full_disk_while_caching_keeps_the_checkpoint_and_the_users_model(tmp_path, monkeypatch):
+    # Stage 2's cache file is /dev/full, where every write fails with ENOSPC.
+    def full_cache_file(path, *args, **kwargs):
+        if str(path).endswith("stage_input.bin"):
+            path = "/dev/full"
+        return builtins.open(path, *args, **kwargs)
+
+    x = np.random.rand(64, 8, 8, 1).astype("float32")
+    cache_dir, checkpoints = tmp_path / "cache", tmp_path / "checkpoints"
+    cache_dir.mkdir()
+    trainer = _trainer(cache="disk", cache_dir=cache_dir)
+    layers_ = trainer.model.layers
+    trainable = [layer.trainable for layer in layers_]
+    level_2 = trainer.autoencoder.encoder_levels[1]
+    level_2_weights = [np.array(w) for w in level_2.weights]
+    stage_1_weights = {}
+
+    class KeepStage1(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            if self.model.name == "stage_1":
+                stage_1_weights.update({w.path: np.array(w) for w in trainer.model.weights})
+
+    monkeypatch.setattr(stage_inputs, "open", full_cache_file, raising=False)
+    with pytest.raises(OSError, match="Could not write the stage input cache.*cache_dir") as error:
+        trainer.fit(x, epochs=1, batch_size=8, checkpoint_dir=checkpoints,
+                    callbacks=[KeepStage1()], verbose=0)
+    assert error.value.errno == errno.ENOSPC
+    assert [layer.trainable for layer in layers_] == trainable
+    for w in trainer.model.weights:  # stage 1 kept, stage 2 never started
+        np.testing.assert_array_equal(np.array(w), stage_1_weights[w.path])
+    for w, before in zip(level_2.weights, level_2_weights):
+        np.testing.assert_array_equal(np.array(w), before)
+    assert list(cache_dir.iterdir()) == []  # no cache folder left behind
+    state = json.loads((checkpoints / "checkpoint.json").read_text())
+    assert (state["phase"], state["epochs_done"]) == (1, 0)  # stage 1 done
+
+    monkeypatch.undo()  # space again: the same call resumes at stage 2
+    history = _trainer(cache="disk", cache_dir=cache_dir).fit(
+        x, epochs=1, batch_size=8, checkpoint_dir=checkpoints, verbose=0
+    )
+    assert history.history["stage"] == [1, 2, 3]
+
+
+@contextlib.contextmanager
+def _as_nobody():
+    """Root reads every folder: under root, drop the effective user for a while."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setegid(65534)
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def test_unreadable_folders_are_skipped_or_refused_naming_them(lfw_dir):
+    root = tempfile.mkdtemp()  # under /tmp, so `nobody` can reach it
+    locked = os.path.join(root, "Locked_Out")
+    try:
+        os.chmod(root, 0o755)
+        for person in ("Aaron_Peirsol", "Locked_Out"):
+            os.mkdir(os.path.join(root, person), 0o755)
+            for image in sorted((lfw_dir / "Aaron_Peirsol").iterdir())[:2]:
+                shutil.copyfile(image, os.path.join(root, person, image.name))
+                os.chmod(os.path.join(root, person, image.name), 0o644)
+        os.chmod(locked, 0o000)
+        with _as_nobody():
+            with pytest.warns(UserWarning, match="Skipped 1 person folders .*Locked_Out"):
+                splits = load_lfw(root, image_size=16, validation_split=0, test_split=0)
+            with pytest.raises(PermissionError, match="`data_dir`.*Locked_Out.*permission denied"):
+                load_lfw(locked, image_size=16)
+        assert splits.num_images["train"] == 2
+        assert splits.people["train"] == ("Aaron_Peirsol",)
+    finally:
+        os.chmod(locked, 0o755)
+        shutil.rmtree(root)
 
 
 def test_a_decoder_level_that_changes_the_dtype_is_refused():
@@ -175,3 +273,121 @@ def test_datasets_with_nan_stop_at_the_first_epoch_naming_the_stage():
     trainer = _trainer()
     with pytest.raises(FloatingPointError, match="Stage 1/3 diverged"):
         trainer.fit(tf.data.Dataset.from_tensor_slices(x).batch(4), verbose=0)
+
+
+# --- a battery over the other public classes and functions ----------------------
+
+
+def _is_one_of(value, valid):
+    return any(value is v or (type(value) is type(v) and value == v) for v in valid)
+
+
+def _raises_naming(argument, build):
+    with pytest.raises((ValueError, TypeError)) as error:
+        build()
+    message = str(error.value)
+    assert f"`{argument}`" in message or f"{argument}=" in message, message
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    argument=st.sampled_from(["decoder_statistics", "momentum", "epsilon", "axis", "site"]),
+    value=INVALID,
+)
+def test_shared_batch_norm_names_every_invalid_argument(argument, value):
+    x = np.random.rand(2, 4, 4, 3).astype("float32")
+    if argument == "site":
+        build = lambda: SharedBatchNorm()(x, site=value)
+    else:
+        build = lambda: SharedBatchNorm(**{argument: value})(x)
+    if _is_one_of(value, {"momentum": [0], "epsilon": [2.5], "axis": [0, -3]}.get(argument, [])):
+        assert build().shape == x.shape
+        return
+    _raises_naming(argument, build)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(argument=st.sampled_from(["latent_dim", "kl_weight", "seed"]), value=INVALID)
+def test_variational_bottleneck_names_every_invalid_argument(argument, value):
+    arguments = {"latent_dim": 2, argument: value}
+    build = lambda: VariationalBottleneck(**arguments)(np.random.rand(2, 3, 3, 4))
+    if _is_one_of(value, {"kl_weight": [0, 2.5], "seed": [None, 0, -3]}.get(argument, [])):
+        assert keras.ops.shape(build()) == (2, 2)
+        return
+    _raises_naming(argument, build)
+
+
+LOAD_LFW_ARGUMENTS = {
+    # argument: the values among INVALID that are valid for it
+    "data_dir": [None],
+    "image_size": [None],
+    "crop_size": [None],
+    "max_images": [None],
+    "batch_size": [None],
+    "validation_split": [0],
+    "test_split": [0],
+    "seed": [None, 0],
+    "grayscale": [True],
+    "shuffle": [True],
+    "download": [],
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(argument=st.sampled_from(sorted(LOAD_LFW_ARGUMENTS)), value=INVALID)
+def test_load_lfw_names_every_invalid_argument(argument, value):
+    build = lambda: load_lfw(**{argument: value})  # no folder: scikit-image's faces
+    if _is_one_of(value, LOAD_LFW_ARGUMENTS[argument]):
+        with pytest.warns(UserWarning, match="fell back"):
+            assert sum(build().num_images.values()) == 100
+        return
+    if argument == "data_dir" and isinstance(value, str):  # a folder that is not there
+        with pytest.raises((FileNotFoundError, ValueError), match="`data_dir`"):
+            build()
+        return
+    _raises_naming(argument, build)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    metric=st.sampled_from(["psnr", "ssim", "sharpness_ratio", "PSNR", "SSIM", "SharpnessRatio"]),
+    value=INVALID,
+)
+def test_metrics_name_every_invalid_argument(metric, value):
+    argument = "epsilon" if "harpness" in metric else "max_val"
+    images = np.random.rand(2, 8, 8, 1).astype("float32")
+    if metric[0].isupper():
+        build = lambda: {"PSNR": PSNR, "SSIM": SSIM, "SharpnessRatio": SharpnessRatio}[metric](
+            **{argument: value}
+        )
+    else:
+        build = lambda: getattr(metrics, metric)(images, images, **{argument: value})
+    if _is_one_of(value, [2.5]):
+        build()
+        return
+    _raises_naming(argument, build)
+
+
+SHAPES = st.lists(st.integers(1, 9), min_size=1, max_size=5).map(tuple)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    metric=st.sampled_from(["sum_squared_error", "psnr", "ssim", "sharpness_ratio"]),
+    true_shape=SHAPES,
+    pred_shape=SHAPES,
+)
+def test_metrics_take_any_pair_of_equal_image_batches_and_refuse_the_rest(
+    metric, true_shape, pred_shape
+):
+    y_true = np.random.rand(*true_shape).astype("float32")
+    y_pred = np.random.rand(*pred_shape).astype("float32")
+    small = metric == "sharpness_ratio" and min(true_shape[1:3] + (3,)) < 3
+    if len(true_shape) == 4 and true_shape == pred_shape and not small:
+        values = np.asarray(getattr(metrics, metric)(y_true, y_pred))
+        assert values.shape == (true_shape[0],)
+        assert metric == "psnr" or np.isfinite(values).all()
+        return
+    with pytest.raises(ValueError) as error:
+        getattr(metrics, metric)(y_true, y_pred)
+    assert "y_true" in str(error.value) or "y_pred" in str(error.value), error.value
