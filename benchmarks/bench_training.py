@@ -7,7 +7,10 @@ a child process of its own so that peak memory is measured separately, and
 prints one table:
 
 1. `plain`: Keras' `Model.fit` of the stacked autoencoder, E epochs: the
-   anchor every ratio divides by.
+   anchor every ratio divides by. `plain_autotune_off`: the same with
+   `tf.data` autotuning switched off in the dataset's options (TensorFlow
+   idles for seconds at every epoch boundary of an autotuned pipeline; see
+   docs/performance.md).
 2. `end_to_end`: `RecursiveTrainer(schedule="end_to_end")`, E epochs (when
    the trainer has schedules; otherwise reported as not available).
 3. `greedy_cached`: `RecursiveTrainer`, greedy, E epochs per stage, stage
@@ -49,6 +52,7 @@ DEFAULT_LFW = REPO_ROOT.parent / "shared" / "data" / "lfw"
 
 VARIANTS = (
     "plain",
+    "plain_autotune_off",
     "end_to_end",
     "greedy_cached",
     "greedy_cached_f16",
@@ -68,6 +72,12 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=2, help="E: epochs (per stage)")
     parser.add_argument("--base-filters", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=1,
+        help="compile argument of every variant (Keras' default: 1)",
+    )
     parser.add_argument(
         "--variants",
         default=",".join(VARIANTS),
@@ -124,11 +134,18 @@ def run_child(args):
     jit = True if variant.endswith("_jit") else "auto"
     result = {"variant": variant, "images": splits.num_images["train"]}
     placements = []
+    compile_args = {"steps_per_execution": args.steps_per_execution}
 
     if variant.startswith("plain"):
         model = stack.model
-        model.compile(optimizer="adam", loss="mse", jit_compile=jit)
+        model.compile(optimizer="adam", loss="mse", jit_compile=jit, **compile_args)
         train = splits.train.map(lambda x: (x, x))
+        if variant == "plain_autotune_off":
+            import tensorflow as tf
+
+            options = tf.data.Options()
+            options.autotune.enabled = False
+            train = train.with_options(options)
         start, cpu = time.perf_counter(), time.process_time()
         history = model.fit(train, epochs=args.epochs, verbose=0)
         result["jit_compile"] = model.jit_compile
@@ -137,7 +154,7 @@ def run_child(args):
             print(json.dumps({"variant": variant, "unavailable": "no `schedule` argument yet"}))
             return
         trainer = RecursiveTrainer(stack, schedule="end_to_end")
-        trainer.compile(optimizer="adam", loss="mse")
+        trainer.compile(optimizer="adam", loss="mse", **compile_args)
         start, cpu = time.perf_counter(), time.process_time()
         history = trainer.fit(splits.train, epochs=args.epochs, verbose=0)
     else:
@@ -145,11 +162,9 @@ def run_child(args):
         dtype = "float16" if variant.endswith("_f16") else "float32"
         cache = StageInputCache(mode, dtype=dtype)
         trainer = RecursiveTrainer(stack, cache=cache)
-        trainer.compile(optimizer="adam", loss="mse", jit_compile=jit)
+        trainer.compile(optimizer="adam", loss="mse", jit_compile=jit, **compile_args)
         start, cpu = time.perf_counter(), time.process_time()
-        # Until the trainer opens the run itself, open it around `fit`.
-        with cache.run():
-            history = trainer.fit(splits.train, epochs=args.epochs, verbose=0)
+        history = trainer.fit(splits.train, epochs=args.epochs, verbose=0)
         placements = [
             {"shape": p.shape, "location": p.location, "mb": p.nbytes / 2**20, "s": p.seconds}
             for p in cache.placements
@@ -251,7 +266,8 @@ def run_profile(args):
 
 def _spawn(args, variant):
     argv = [sys.executable, __file__, "--child", variant]
-    for name in ("data_dir", "image_size", "images", "epochs", "base_filters", "batch_size"):
+    for name in ("data_dir", "image_size", "images", "epochs", "base_filters", "batch_size",
+                 "steps_per_execution"):
         argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     if variant == "profile":
         argv += ["--profile"]
@@ -334,7 +350,7 @@ def main(argv=None):
     print(
         f"# data: {args.images or 'all'} LFW images at {args.image_size}x{args.image_size}, batch "
         f"{args.batch_size}; MirroredConvStack.paper(base_filters={args.base_filters}); "
-        f"E={args.epochs}"
+        f"E={args.epochs}; steps_per_execution={args.steps_per_execution}"
     )
     if args.profile:
         result = _spawn(args, "profile")
