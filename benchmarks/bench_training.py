@@ -11,8 +11,7 @@ prints one table:
    `tf.data` autotuning switched off in the dataset's options (TensorFlow
    idles for seconds at every epoch boundary of an autotuned pipeline; see
    docs/performance.md).
-2. `end_to_end`: `RecursiveTrainer(schedule="end_to_end")`, E epochs (when
-   the trainer has schedules; otherwise reported as not available).
+2. `end_to_end`: `RecursiveTrainer(schedule="end_to_end")`, E epochs.
 3. `greedy_cached`: `RecursiveTrainer`, greedy, E epochs per stage, stage
    inputs cached (`cache="auto"`), inside `StageInputCache.run()` so each
    stage's input is computed from the previous stage's.
@@ -37,7 +36,6 @@ python benchmarks/bench_training.py --profile            # where a step's time g
 """
 
 import argparse
-import inspect
 import json
 import os
 import pathlib
@@ -134,6 +132,21 @@ def run_child(args):
     jit = True if variant.endswith("_jit") else "auto"
     result = {"variant": variant, "images": splits.num_images["train"]}
     placements = []
+
+    class PhaseTimer(keras.callbacks.Callback):
+        """Seconds inside each phase model's `fit`."""
+
+        def __init__(self):
+            super().__init__()
+            self.seconds = {}
+
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_end(self, logs=None):
+            self.seconds[self.model.name] = time.perf_counter() - self.start
+
+    timer = PhaseTimer()
     compile_args = {"steps_per_execution": args.steps_per_execution}
 
     if variant.startswith("plain"):
@@ -150,13 +163,10 @@ def run_child(args):
         history = model.fit(train, epochs=args.epochs, verbose=0)
         result["jit_compile"] = model.jit_compile
     elif variant == "end_to_end":
-        if "schedule" not in inspect.signature(RecursiveTrainer).parameters:
-            print(json.dumps({"variant": variant, "unavailable": "no `schedule` argument yet"}))
-            return
         trainer = RecursiveTrainer(stack, schedule="end_to_end")
         trainer.compile(optimizer="adam", loss="mse", **compile_args)
         start, cpu = time.perf_counter(), time.process_time()
-        history = trainer.fit(splits.train, epochs=args.epochs, verbose=0)
+        history = trainer.fit(splits.train, epochs=args.epochs, verbose=0, callbacks=[timer])
     else:
         mode = {"greedy_uncached": "off", "greedy_disk": "disk"}.get(variant, "auto")
         dtype = "float16" if variant.endswith("_f16") else "float32"
@@ -164,7 +174,7 @@ def run_child(args):
         trainer = RecursiveTrainer(stack, cache=cache)
         trainer.compile(optimizer="adam", loss="mse", jit_compile=jit, **compile_args)
         start, cpu = time.perf_counter(), time.process_time()
-        history = trainer.fit(splits.train, epochs=args.epochs, verbose=0)
+        history = trainer.fit(splits.train, epochs=args.epochs, verbose=0, callbacks=[timer])
         placements = [
             {"shape": p.shape, "location": p.location, "mb": p.nbytes / 2**20, "s": p.seconds}
             for p in cache.placements
@@ -175,6 +185,7 @@ def run_child(args):
     if "stage" in history.history:
         result["stage"] = history.history["stage"]
     result["placements"] = placements
+    result["phase_fit_s"] = timer.seconds
     # Table 1's metric on the first 100 images: how close float16 caching stays.
     images = splits.numpy("train", max_images=100)
     rebuilt = stack.model.predict(images, batch_size=args.batch_size, verbose=0)
@@ -301,9 +312,8 @@ def _print_table(results, anchor):
     )
     print("|---|---:|---:|---:|---:|---:|---|---:|---:|---|")
     for r in results:
-        if "unavailable" in r or "failed" in r:
-            why = r.get("unavailable") or f"child failed ({r['failed']})"
-            print(f"| {r['variant']} | n/a: {why} | | | | | | | | |")
+        if "failed" in r:
+            print(f"| {r['variant']} | n/a: child failed ({r['failed']}) | | | | | | | | |")
             continue
         print(
             f"| {r['variant']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} "
@@ -323,6 +333,24 @@ def _caches(result):
     megabytes = max(p["mb"] for p in placements)
     seconds = sum(p["s"] for p in placements)
     return f"{'+'.join(where)}, largest {megabytes:.0f} MiB ({seconds:.1f})"
+
+
+def _print_time_split(results):
+    """Where each trainer variant's wall time went: phases' `fit`, cache passes, the rest."""
+    rows = [r for r in results if r.get("phase_fit_s")]
+    if not rows:
+        return
+    print()
+    print("| variant | wall s | inside the phases' fit s | cache passes s | rest s "
+          "| fit s per phase |")
+    print("|---|---:|---:|---:|---:|---|")
+    for r in rows:
+        fits = r["phase_fit_s"]
+        caches = sum(p["s"] for p in r.get("placements") or [])
+        rest = r["wall_s"] - sum(fits.values()) - caches
+        per_phase = ", ".join(f"{name} {s:.1f}" for name, s in fits.items())
+        print(f"| {r['variant']} | {r['wall_s']:.1f} | {sum(fits.values()):.1f} | {caches:.1f} "
+              f"| {rest:.1f} | {per_phase} |")
 
 
 def _print_profile(profile):
@@ -379,6 +407,7 @@ def main(argv=None):
         raise SystemExit("The plain Keras anchor failed; see above.")
     print(f"\nplain Keras resolved jit_compile='auto' to {anchor.get('jit_compile')!r}")
     _print_table(results, anchor)
+    _print_time_split(results)
 
 
 if __name__ == "__main__":
