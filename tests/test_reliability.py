@@ -173,10 +173,17 @@ def test_unreadable_folders_are_skipped_or_refused_naming_them(lfw_dir):
             for image in sorted((lfw_dir / "Aaron_Peirsol").iterdir())[:2]:
                 shutil.copyfile(image, os.path.join(root, person, image.name))
                 os.chmod(os.path.join(root, person, image.name), 0o644)
+        third = sorted((lfw_dir / "Aaron_Peirsol").iterdir())[2]
+        unreadable_file = os.path.join(root, "Aaron_Peirsol", third.name)
+        shutil.copyfile(third, unreadable_file)
+        os.chmod(unreadable_file, 0o000)
         os.chmod(locked, 0o000)
         with _as_nobody():
-            with pytest.warns(UserWarning, match="Skipped 1 person folders .*Locked_Out"):
+            with pytest.warns(UserWarning) as caught:
                 splits = load_lfw(root, image_size=16, validation_split=0, test_split=0)
+            messages = " | ".join(str(w.message) for w in caught)
+            assert "Skipped 1 person folders" in messages and "Locked_Out" in messages
+            assert "Skipped 1 of 3 image files" in messages and third.name in messages
             with pytest.raises(PermissionError, match="`data_dir`.*Locked_Out.*permission denied"):
                 load_lfw(locked, image_size=16)
         assert splits.num_images["train"] == 2
