@@ -24,7 +24,7 @@ class VariationalBottleneck(keras.layers.Layer):
     Args:
         latent_dim: size of the code.
         kl_weight: weight of the KL term. Defaults to `1.0`.
-        seed: optional seed of the sampling noise.
+        seed: optional non-negative integer seed of the sampling noise.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -62,10 +62,12 @@ class VariationalBottleneck(keras.layers.Layer):
                 "Invalid value for argument `kl_weight`. Expected a non-negative "
                 f"number. Received: kl_weight={kl_weight!r}"
             )
-        if seed is not None and (not isinstance(seed, integer) or isinstance(seed, bool)):
+        if seed is not None and (
+            not isinstance(seed, integer) or isinstance(seed, bool) or seed < 0
+        ):
             raise ValueError(
-                "Invalid value for argument `seed`. Expected an integer or None. "
-                f"Received: seed={seed!r}"
+                "Invalid value for argument `seed`. Expected a non-negative "
+                f"integer or None. Received: seed={seed!r}"
             )
         self.latent_dim = int(latent_dim)
         self.kl_weight = float(kl_weight)
