@@ -7,14 +7,14 @@ a child process of its own so that peak memory is measured separately, and
 prints one table:
 
 1. `plain`: Keras' `Model.fit` of the stacked autoencoder, E epochs: the
-   anchor every ratio divides by. `plain_autotune_off`: the same with
-   `tf.data` autotuning switched off in the dataset's options (TensorFlow
-   idles for seconds at every epoch boundary of an autotuned pipeline; see
+   anchor every ratio divides by. `load_lfw`'s pipeline runs with `tf.data`
+   autotuning off; `plain_autotune_on` switches it back on, for contrast
+   (with it, training sometimes sat idle for tens of seconds; see
    docs/performance.md).
 2. `end_to_end`: `RecursiveTrainer(schedule="end_to_end")`, E epochs.
 3. `greedy_cached`: `RecursiveTrainer`, greedy, E epochs per stage, stage
-   inputs cached (`cache="auto"`), inside `StageInputCache.run()` so each
-   stage's input is computed from the previous stage's.
+   inputs cached (`cache="auto"`), each stage's input computed from the
+   previous stage's.
    `greedy_cached_f16`: the same with `cache_dtype="float16"`;
    `greedy_disk`: the same with `cache="disk"` (every cache in a file).
 4. `greedy_uncached`: the same with `cache="off"` (every step runs the
@@ -50,7 +50,7 @@ DEFAULT_LFW = REPO_ROOT.parent / "shared" / "data" / "lfw"
 
 VARIANTS = (
     "plain",
-    "plain_autotune_off",
+    "plain_autotune_on",
     "end_to_end",
     "greedy_cached",
     "greedy_cached_f16",
@@ -153,11 +153,11 @@ def run_child(args):
         model = stack.model
         model.compile(optimizer="adam", loss="mse", jit_compile=jit, **compile_args)
         train = splits.train.map(lambda x: (x, x))
-        if variant == "plain_autotune_off":
+        if variant == "plain_autotune_on":
             import tensorflow as tf
 
             options = tf.data.Options()
-            options.autotune.enabled = False
+            options.autotune.enabled = True
             train = train.with_options(options)
         start, cpu = time.perf_counter(), time.process_time()
         history = model.fit(train, epochs=args.epochs, verbose=0)

@@ -474,6 +474,11 @@ def _datasets(sources, fn, batch_size, shuffle, seed):
     Returns:
         A dict with `train`, `validation`, `test` and `_unbatched`.
     """
+    # Fixed parallelism instead of tf.data's autotuner: with it, training on
+    # 2 CPU cores sometimes sat idle for about 40 s in a 2-epoch run (TF 2.21;
+    # `plain` against `plain_autotune_on` in benchmarks/bench_training.py).
+    options = tf.data.Options()
+    options.autotune.enabled = False
     result = {"_unbatched": {}}
     for split in SPLITS:
         source = sources[split]
@@ -481,6 +486,7 @@ def _datasets(sources, fn, batch_size, shuffle, seed):
             result[split] = None
             result["_unbatched"][split] = None
             continue
+        source = source.with_options(options)
         result["_unbatched"][split] = source.map(
             fn, num_parallel_calls=tf.data.AUTOTUNE
         )
