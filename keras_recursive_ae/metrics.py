@@ -48,30 +48,18 @@ def _check_images(y_true, y_pred):
             )
 
 
-def _check_max_val(max_val):
+def _check_positive(name, value):
+    """Returns `value` as a float; raises unless it is finite and > 0."""
     if (
-        isinstance(max_val, bool)
-        or not isinstance(max_val, (int, float, np.number))
-        or not 0 < max_val < float("inf")
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.number))
+        or not 0 < value < float("inf")
     ):
         raise ValueError(
-            f"Invalid value for argument `max_val`. Expected a finite, "
-            f"strictly positive number. Received: max_val={max_val}"
+            f"Invalid value for argument `{name}`. Expected a finite, "
+            f"strictly positive number. Received: {name}={value}"
         )
-    return float(max_val)
-
-
-def _check_epsilon(epsilon):
-    if (
-        isinstance(epsilon, bool)
-        or not isinstance(epsilon, (int, float, np.number))
-        or not 0 < epsilon < float("inf")
-    ):
-        raise ValueError(
-            f"Invalid value for argument `epsilon`. Expected a finite, "
-            f"strictly positive number. Received: epsilon={epsilon}"
-        )
-    return float(epsilon)
+    return float(value)
 
 
 def _sum_squared_error(y_true, y_pred):
@@ -232,7 +220,7 @@ def psnr(y_true, y_pred, max_val=1.0):
     >>> psnr(x, x + 0.1)  # 10 * log10(1 / 0.1**2)
     array([20.], dtype=float32)
     """
-    max_val = _check_max_val(max_val)
+    max_val = _check_positive("max_val", max_val)
     y_true, y_pred = _to_float_tensors(y_true, y_pred)
     return ops.convert_to_numpy(_psnr(y_true, y_pred, max_val))
 
@@ -277,7 +265,7 @@ def ssim(y_true, y_pred, max_val=1.0):
     >>> ssim(x, x)
     array([1., 1.], dtype=float32)
     """
-    max_val = _check_max_val(max_val)
+    max_val = _check_positive("max_val", max_val)
     y_true, y_pred = _to_float_tensors(y_true, y_pred)
     return ops.convert_to_numpy(_ssim(y_true, y_pred, max_val))
 
@@ -319,7 +307,7 @@ def sharpness_ratio(y_true, y_pred, epsilon=1e-8):
     >>> bool(sharpness_ratio(x, blurred)[0] < 1.0)
     True
     """
-    epsilon = _check_epsilon(epsilon)
+    epsilon = _check_positive("epsilon", epsilon)
     y_true, y_pred = _to_float_tensors(y_true, y_pred)
     _check_sharpness_size(y_true)
     return ops.convert_to_numpy(_sharpness_ratio(y_true, y_pred, epsilon))
@@ -418,7 +406,7 @@ class _RangeMetric(_MeanPerImageMetric):
 
     def __init__(self, max_val, name, dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.max_val = _check_max_val(max_val)
+        self.max_val = _check_positive("max_val", max_val)
 
     def get_config(self):
         return {**super().get_config(), "max_val": self.max_val}
@@ -521,7 +509,7 @@ class SharpnessRatio(_MeanPerImageMetric):
 
     def __init__(self, epsilon=1e-8, name="sharpness_ratio", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.epsilon = _check_epsilon(epsilon)
+        self.epsilon = _check_positive("epsilon", epsilon)
 
     def _per_image(self, y_true, y_pred):
         _check_sharpness_size(y_true)

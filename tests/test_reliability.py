@@ -216,6 +216,10 @@ INVALID = st.sampled_from(
 )
 
 
+def _is_one_of(value, valid):
+    return any(value is v or (type(value) is type(v) and value == v) for v in valid)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     argument=st.sampled_from(
@@ -236,7 +240,7 @@ def test_mirrored_conv_stack_names_every_invalid_argument(argument, value):
         "output_activation": [None],
         "kl_weight": [0, 2.5],
     }.get(argument, [])
-    if any(value is v or (type(value) is type(v) and value == v) for v in valid):
+    if _is_one_of(value, valid):
         MirroredConvStack(**arguments)
         return
     with pytest.raises((ValueError, TypeError)) as error:
@@ -284,10 +288,6 @@ def test_datasets_with_nan_stop_at_the_first_epoch_naming_the_stage():
 
 
 # --- a battery over the other public classes and functions ----------------------
-
-
-def _is_one_of(value, valid):
-    return any(value is v or (type(value) is type(v) and value == v) for v in valid)
 
 
 def _raises_naming(argument, build):
