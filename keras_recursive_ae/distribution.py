@@ -132,7 +132,10 @@ def wait_for_workers(timeout=300, poll_interval=0.2, tf_config=None):
     port, a crashed process) hangs for good. Call this first, on every
     worker, to get an error instead. While it waits it listens on this
     worker's own port (released before it returns, for TensorFlow's server),
-    so workers that call it at the same time find each other.
+    so workers that call it at the same time find each other. A worker that
+    reaches a peer tells it who it is, so a peer counts as found when either
+    side reached the other: the first to see the other may go on and stop
+    listening without leaving it waiting.
 
     Args:
         timeout: seconds to wait for all peers.
@@ -178,14 +181,20 @@ def wait_for_workers(timeout=300, poll_interval=0.2, tf_config=None):
     listener.listen(16)
     listener.settimeout(poll_interval)
     stop = threading.Event()
+    heard_from = set()
 
     def answer():
         while not stop.is_set():
             try:
                 connection, _ = listener.accept()
-                connection.close()
             except OSError:
                 continue
+            with connection:
+                connection.settimeout(max(poll_interval, 1.0))
+                try:
+                    heard_from.add(connection.recv(1024).decode(errors="replace"))
+                except OSError:
+                    pass
 
     thread = threading.Thread(target=answer, daemon=True)
     thread.start()
@@ -193,12 +202,20 @@ def wait_for_workers(timeout=300, poll_interval=0.2, tf_config=None):
     waiting = list(peers)
     try:
         while waiting:
+            waiting = [peer for peer in waiting if peer not in heard_from]
             for peer in list(waiting):
                 try:
-                    with socket.create_connection(_split_address(peer), timeout=poll_interval):
-                        waiting.remove(peer)
+                    connection = socket.create_connection(
+                        _split_address(peer), timeout=poll_interval
+                    )
                 except OSError:
-                    pass
+                    continue
+                waiting.remove(peer)
+                with connection:
+                    try:
+                        connection.sendall(own.encode())
+                    except OSError:
+                        pass  # it was listening; it may have just stopped
             if waiting and time.monotonic() > deadline:
                 raise TimeoutError(
                     f"Worker {own!r} could not reach {waiting} within "

@@ -307,6 +307,30 @@ def test_workers_waiting_at_the_same_time_find_each_other():
     assert found == {0: [f"localhost:{ports[1]}"], 1: [f"localhost:{ports[0]}"]}
 
 
+def test_a_peer_that_reached_us_and_stopped_listening_counts_as_found():
+    # The race CI once lost: worker 1 reached worker 0 first, returned and
+    # closed its port before worker 0 had tried it.
+    ports = _free_ports(2)
+    found = []
+    waiter = threading.Thread(
+        target=lambda: found.append(
+            wait_for_workers(timeout=20, poll_interval=0.05, tf_config=json.loads(_tf_config(ports, 0)))
+        )
+    )
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("localhost", ports[0]), timeout=1) as peer:
+                peer.sendall(f"localhost:{ports[1]}".encode())
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "worker 0 never listened"
+            time.sleep(0.05)
+    waiter.join(30)
+    assert found == [[f"localhost:{ports[1]}"]]
+
+
 @pytest.mark.parametrize("value", [None, "{}", '{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}'])
 def test_wait_for_workers_without_a_valid_tf_config(monkeypatch, value):
     if value is None:
