@@ -14,6 +14,7 @@ from keras_recursive_ae.stage import JointModel, StageModel, StageProgbarLogger
 from keras_recursive_ae.stage_inputs import (
     StageBatches,
     StageInputCache,
+    as_tf_dataset,
     check_finite,
     check_images,
     dataset_batch_size,
@@ -462,15 +463,15 @@ class RecursiveTrainer:
                 batch_size = data.batch_size
             elif batch_size is None:
                 batch_size = cache_batch_size
+            distributed = self._distribution is not None
             cached = isinstance(data, StageBatches)
-            if cached and data.location == "memory" and (
-                self._distribution is not None or not run.resumable
-            ):
-                # An array: Keras slices it in its own input pipeline, with no
-                # Python per batch, and strategies shard it (a PyDataset is
-                # not sharded). A checkpointed run reads its seeded order.
+            if distributed and cached and data.location == "memory" and not run.resumable:
+                # An array: strategies shard it (a PyDataset is not sharded).
                 data, cached = data.read(slice(0, data.num_samples)), False
-            if cached or (run.resumable and not is_dataset(data)):
+            if not is_dataset(data) and (cached or run.resumable or not distributed):
+                # Arrays and caches are read in a seeded order, the same in a
+                # resumed run, rather than through Keras' array pipeline,
+                # which copies the data and is slower per step.
                 data = SeededBatches(
                     data,
                     batch_size,
@@ -482,6 +483,8 @@ class RecursiveTrainer:
                 # The batches are in their seeded order; Keras must not reorder them.
                 fit_args["shuffle"], fit_args["steps_per_epoch"] = False, data.batches_per_epoch
                 batch_size = None
+                if not distributed and keras.backend.backend() == "tensorflow":
+                    data = as_tf_dataset(data)
             fit_args["callbacks"] = (
                 [_StopOnNonFiniteLoss(phase.label)] + fit_args["callbacks"] + [run.recorder(phase, model)]
             )

@@ -430,6 +430,41 @@ class StageInputCache:
         return store
 
 
+def as_tf_dataset(batches):
+    """A `tf.data` pipeline over `batches`, for `fit` on TensorFlow.
+
+    Keras' TensorFlow trainer reads a NumPy array through a `tf.data`
+    pipeline that first copies the whole array into a tensor, and a
+    `keras.utils.PyDataset` through a Python generator; both cost time at
+    every step (measured in docs/performance.md). Here a `tf.data` pipeline
+    maps each batch index to `batches[i]` with `tf.numpy_function`: no copy
+    of the data, and the next batch is read while this one trains.
+
+    Args:
+        batches: a `keras.utils.PyDataset` whose batch `i` is a pure function
+            of `i` (such as `SeededBatches`), so that reading ahead across
+            an epoch boundary changes nothing.
+
+    Returns:
+        A `tf.data.Dataset` of the `len(batches)` batches, in order.
+    """
+    tf = sys.modules["tensorflow"]
+    first = batches[0]
+    signature = tf.TensorSpec((None,) + first.shape[1:], first.dtype)
+
+    def read(index):
+        return batches[int(index)]
+
+    def batch(index):
+        out = tf.numpy_function(read, [index], signature.dtype)
+        return tf.ensure_shape(out, signature.shape)
+
+    options = tf.data.Options()
+    options.autotune.enabled = False  # see `load_lfw`: the autotuner can stall training
+    dataset = tf.data.Dataset.range(len(batches)).map(batch).prefetch(2)
+    return dataset.with_options(options)
+
+
 class StageBatches(keras.utils.PyDataset):
     """Batches of a cached stage input, as float32 (`keras.config.floatx()`).
 

@@ -6,7 +6,8 @@ import tensorflow as tf
 
 import keras
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
-from keras_recursive_ae.stage_inputs import StageBatches, StageInputCache
+from keras_recursive_ae.checkpoint import SeededBatches
+from keras_recursive_ae.stage_inputs import StageBatches, StageInputCache, as_tf_dataset
 
 # float16 keeps 11 significant bits (relative spacing 2**-11, about 5e-4):
 # after two epochs per stage of a 3-level stack, every trained weight stays
@@ -36,7 +37,8 @@ def _counting_dataset(images, batch_size, counter):
     )
 
 
-def _train(cache, x, epochs=2, shuffle=False, callbacks=None, depth=3, run=True):
+def _train(cache, x, epochs=2, shuffle=False, callbacks=None, depth=3, run=True,
+           checkpoint_dir=None):
     keras.utils.set_random_seed(1)
     stack = MirroredConvStack(
         filters=(4,) * depth, input_shape=(16, 16, 3), normalization="shared"
@@ -46,7 +48,8 @@ def _train(cache, x, epochs=2, shuffle=False, callbacks=None, depth=3, run=True)
     scope = cache.run() if run and isinstance(cache, StageInputCache) else _nothing()
     with scope:
         history = trainer.fit(
-            x, epochs=epochs, batch_size=8, shuffle=shuffle, callbacks=callbacks, verbose=0
+            x, epochs=epochs, batch_size=8, shuffle=shuffle, callbacks=callbacks, verbose=0,
+            checkpoint_dir=checkpoint_dir,
         )
     return trainer.model.get_weights(), history.history["loss"]
 
@@ -70,6 +73,52 @@ def test_float32_cache_trains_the_same_weights_as_no_cache(mode, run, tmp_path):
     np.testing.assert_allclose(loss, reference_loss, rtol=1e-5)
     for a, b in zip(weights, reference):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_shuffled_runs_see_the_same_batches_cached_uncached_and_checkpointed(tmp_path):
+    # Arrays and caches are read in the run's seeded order, whoever holds them.
+    x = _images(36)
+    reference, reference_loss = _train(StageInputCache("off"), x, shuffle=True)
+    runs = {
+        "memory": _train(StageInputCache("memory"), x, shuffle=True),
+        "disk": _train(StageInputCache("disk", directory=tmp_path), x, shuffle=True),
+        "checkpointed": _train(StageInputCache("off"), x, shuffle=True,
+                               checkpoint_dir=tmp_path / "checkpoint"),
+    }
+    unshuffled, _ = _train(StageInputCache("off"), x, shuffle=False)
+    assert any(not np.allclose(a, b) for a, b in zip(unshuffled, reference))
+    for name, (weights, loss) in runs.items():
+        np.testing.assert_allclose(loss, reference_loss, rtol=1e-5, err_msg=name)
+        for a, b in zip(weights, reference):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_as_tf_dataset_yields_the_same_batches_in_order():
+    x = _images(21)
+    batches = SeededBatches(x, 8, seed=[3, 1], shuffle=True, first_epoch=1, epochs=3)
+    dataset = as_tf_dataset(batches)
+    assert dataset.element_spec.shape.as_list() == [None, 16, 16, 3]
+    read = [batch.numpy() for batch in dataset]
+    assert len(read) == len(batches) == 6
+    for i, batch in enumerate(read):
+        np.testing.assert_array_equal(batch, batches[i])
+
+
+@pytest.mark.backend("tensorflow")
+@pytest.mark.parametrize("cache", ["memory", "off"])
+def test_on_tensorflow_phases_read_arrays_and_caches_through_tf_data(cache, monkeypatch):
+    from keras_recursive_ae.stage import StageModel
+
+    received = []
+    fit = StageModel.fit
+
+    def recording_fit(self, x=None, **kwargs):
+        received.append(type(x))
+        return fit(self, x, **kwargs)
+
+    monkeypatch.setattr(StageModel, "fit", recording_fit)
+    _train(StageInputCache(cache), _images(), epochs=1)
+    assert received and all(issubclass(t, tf.data.Dataset) for t in received), received
 
 
 def test_float32_cache_of_a_dataset_trains_the_same_weights_as_no_cache():

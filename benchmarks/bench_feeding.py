@@ -1,0 +1,137 @@
+"""How fast `fit` reads a cached stage input, by the way it is handed over.
+
+A greedy stage trains on a tensor held in memory (`T_{k-1}`). This script
+trains the stage models of `MirroredConvStack.paper()` on such a tensor,
+handed to Keras' `fit` in each of the ways the trainer could use, and prints
+the wall time per step of each, beside the floor: the same train step in a
+bare `tf.function` loop over slices of a tensor, with no input pipeline.
+
+- `array`: the NumPy array, `fit(x, batch_size=32, shuffle=True)`: Keras'
+  array pipeline (on TensorFlow it copies the array into a tensor and
+  gathers each batch from it).
+- `pydataset`: `SeededBatches`, the trainer's seeded order, as a
+  `keras.utils.PyDataset` (a Python generator per batch).
+- `tf_dataset`: the same batches through `stage_inputs.as_tf_dataset`
+  (a `tf.data` pipeline calling it with `tf.numpy_function`), what the
+  trainer hands to `fit` on TensorFlow.
+- `bare_loop`: the floor described above.
+
+Each variant trains a fresh stage model for `--epochs` epochs over
+`--images` random rows of the stage's input shape; rounds interleave the
+variants, so a burst of load from elsewhere hits them all alike, and the
+fastest round of each is kept. TensorFlow only.
+
+Usage (from the repository root):
+
+```
+python benchmarks/bench_feeding.py                   # stages 1, 4 and 7
+python benchmarks/bench_feeding.py --levels 1 --rounds 3
+```
+"""
+
+import argparse
+import os
+import pathlib
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["KERAS_BACKEND"] = "tensorflow"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+VARIANTS = ("bare_loop", "array", "pydataset", "tf_dataset")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 7])
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--images", type=int, default=4000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_recursive_ae import MirroredConvStack
+    from keras_recursive_ae.checkpoint import SeededBatches
+    from keras_recursive_ae.stage import StageModel
+    from keras_recursive_ae.stage_inputs import as_tf_dataset
+
+    print(f"# bench_feeding {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(f"# machine: {os.cpu_count()} cores, {platform.system()}; "
+          f"Keras {keras.__version__}, TensorFlow {tf.__version__}")
+    print(f"# command: {' '.join(['python'] + sys.argv)}")
+    keras.utils.set_random_seed(0)
+    stack = MirroredConvStack.paper(input_shape=(args.image_size,) * 2 + (3,))
+    batch = args.batch_size
+    steps = args.epochs * -(-args.images // batch)
+
+    def stage_model(level):
+        model = StageModel(stack.encoder_levels[level - 1], stack.decoder_levels[level - 1])
+        model.compile(optimizer="adam", loss="mse")
+        return model
+
+    def bare_loop(level, x):
+        model = stage_model(level)
+        model.build((None,) + x.shape[1:])
+        variables = model.trainable_variables
+        model.optimizer.build(variables)
+
+        @tf.function
+        def step(rows):
+            with tf.GradientTape() as tape:
+                loss = model.compute_loss(rows, y_pred=model(rows, training=True))
+            model.optimizer.apply(tape.gradient(loss, variables), variables)
+            return loss
+
+        tensor = tf.constant(x)
+        step(tensor[:batch])  # traced here, not timed
+        start = time.perf_counter()
+        for _ in range(args.epochs):
+            for first in range(0, len(x), batch):
+                loss = step(tensor[first : first + batch])
+        float(loss)
+        return time.perf_counter() - start
+
+    def with_fit(level, x, variant):
+        model = stage_model(level)
+        start = time.perf_counter()
+        if variant == "array":
+            model.fit(x, batch_size=batch, epochs=args.epochs, shuffle=True, verbose=0)
+        else:
+            data = SeededBatches(x, batch, seed=[0, level], shuffle=True, first_epoch=0,
+                                 epochs=args.epochs)
+            per_epoch = data.batches_per_epoch
+            if variant == "tf_dataset":
+                data = as_tf_dataset(data)
+            model.fit(data, epochs=args.epochs, steps_per_epoch=per_epoch, shuffle=False,
+                      verbose=0)
+        return time.perf_counter() - start
+
+    print()
+    print("| stage | input | " + " | ".join(f"{v} ms/step" for v in VARIANTS)
+          + " | array / tf_dataset |")
+    print("|---|---|" + "---:|" * (len(VARIANTS) + 1))
+    for level in args.levels:
+        shape = stack.shapes[level - 1]
+        x = np.random.default_rng(level).random((args.images,) + tuple(shape), dtype="float32")
+        best = dict.fromkeys(VARIANTS, float("inf"))
+        for _ in range(args.rounds):
+            for variant in VARIANTS:
+                seconds = bare_loop(level, x) if variant == "bare_loop" else with_fit(level, x, variant)
+                best[variant] = min(best[variant], seconds / steps * 1000)
+        cells = " | ".join(f"{best[v]:.1f}" for v in VARIANTS)
+        print(f"| {level} | {tuple(shape)} | {cells} | {best['array'] / best['tf_dataset']:.2f} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
