@@ -170,7 +170,8 @@ class StageInputCache:
     the cache already holds is counted as available to it.
 
     Cached batches are served by `StageBatches` (a `keras.utils.PyDataset`,
-    so every backend reads them the same way). Temporary files live in a
+    so every backend reads them the same way; the trainer reads them in its
+    seeded order, on TensorFlow through `as_tf_dataset`). Temporary files live in a
     folder of their own under `directory`, removed as soon as the cache is
     freed, also when training raises.
 
