@@ -464,11 +464,13 @@ class RecursiveTrainer:
             elif batch_size is None:
                 batch_size = cache_batch_size
             distributed = self._distribution is not None
-            cached = isinstance(data, StageBatches)
-            if distributed and cached and data.location == "memory" and not run.resumable:
+            in_memory = isinstance(data, StageBatches) and data.location == "memory"
+            if distributed and in_memory and not run.resumable:
                 # An array: strategies shard it (a PyDataset is not sharded).
-                data, cached = data.read(slice(0, data.num_samples)), False
-            if not is_dataset(data) and (cached or run.resumable or not distributed):
+                data = data.read(slice(0, data.num_samples))
+            if not is_dataset(data) and (
+                not distributed or run.resumable or isinstance(data, StageBatches)
+            ):
                 # Arrays and caches are read in a seeded order, the same in a
                 # resumed run, rather than through Keras' array pipeline,
                 # which copies the data and is slower per step.
