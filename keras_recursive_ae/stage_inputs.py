@@ -2,6 +2,7 @@
 
 import collections
 import contextlib
+import gc
 import math
 import os
 import shutil
@@ -239,6 +240,10 @@ class StageInputCache:
         self.placements = []
         self._runs = 0
         self._entries = {}  # id(data) -> _Entry, in use or kept for the next stage
+        # The memory of a freed in-memory cache, kept within a run for the
+        # next cache that fits in it: fresh memory costs the operating
+        # system a page fault per page, and a virtual machine much more.
+        self._spare = None
 
     @property
     def recomputes(self):
@@ -265,6 +270,7 @@ class StageInputCache:
                     if entry.users == 0:
                         del self._entries[key]
                         entry.store.free()
+                self._spare = None
 
     @contextlib.contextmanager
     def inputs(self, prefix, data, batch_size, *, cache_images=True):
@@ -305,14 +311,14 @@ class StageInputCache:
                     source = entry
                 else:
                     del self._entries[key]
-                    entry.store.free()
+                    self._free(entry.store)
             try:
                 # The source stays counted in the memory held while it is read.
                 store = self._compute(prefix, data, batch_size, source)
             finally:
                 if source is not None:
                     del self._entries[key]
-                    source.store.free()
+                    self._free(source.store)
             entry = _Entry(data, target, variables, store)
             if key not in self._entries:
                 self._entries[key] = entry
@@ -327,7 +333,7 @@ class StageInputCache:
             if entry.users == 0 and (failed or entry.untracked or self._runs == 0):
                 if self._entries.get(key) is entry:
                     del self._entries[key]
-                entry.store.free()
+                self._free(entry.store)
 
     def _compute(self, prefix, data, batch_size, source):
         """Runs the frozen levels once over the data into a new store."""
@@ -391,23 +397,37 @@ class StageInputCache:
                 )
         return stored
 
-    def _held_in_memory(self):
-        return sum(e.store.nbytes for e in self._entries.values() if e.store.location == "memory")
+    def _free(self, store):
+        """Frees a store; inside a run, keeps its memory for the next cache."""
+        if store.location == "disk" or self._runs == 0:
+            store.free()
+            return
+        buffer = store.release()
+        if buffer is not None and (self._spare is None or buffer.nbytes > self._spare.nbytes):
+            self._spare = buffer
 
-    def _fits_in_memory(self, nbytes):
+    def _held_in_memory(self):
+        held = sum(e.store.nbytes for e in self._entries.values() if e.store.location == "memory")
+        return held + (0 if self._spare is None else self._spare.nbytes)
+
+    def _fits_in_memory(self, nbytes, reuses_spare=False):
         if self.mode != "auto":
             return self.mode == "memory"
-        if self.budget is not None:
-            return self._held_in_memory() + nbytes <= self.budget
-        available = available_memory()
-        if available is None:
-            return self._held_in_memory() + nbytes <= FALLBACK_BUDGET
-        return nbytes <= DEFAULT_BUDGET_FRACTION * (available + self._held_in_memory())
+        if self.budget is not None or available_memory() is None:
+            budget = FALLBACK_BUDGET if self.budget is None else self.budget
+            # A cache written into the spare memory takes no more than is held.
+            return self._held_in_memory() + (0 if reuses_spare else nbytes) <= budget
+        return nbytes <= DEFAULT_BUDGET_FRACTION * (available_memory() + self._held_in_memory())
 
     def _new_store(self, capacity, row_shape):
         row_bytes = math.prod(row_shape) * np.dtype(self.dtype).itemsize
-        if capacity is not None and self._fits_in_memory(capacity * row_bytes):
-            return _MemoryStore(capacity, row_shape, self.dtype)
+        if capacity is not None:
+            if self._spare is not None and self._spare.nbytes < capacity * row_bytes:
+                self._spare = None  # too small for this cache: give it back first
+            if self._fits_in_memory(capacity * row_bytes, reuses_spare=self._spare is not None):
+                buffer, self._spare = self._spare, None
+                return _MemoryStore(capacity, row_shape, self.dtype, buffer)
+        self._spare = None
         # Unknown size (a dataset of unknown cardinality) goes to disk first.
         directory = self.directory or tempfile.gettempdir()
         if capacity is not None:
@@ -425,7 +445,9 @@ class StageInputCache:
     def _finish(self, store):
         store.finish()
         if store.location == "disk" and self.mode != "disk" and self._fits_in_memory(store.nbytes):
-            loaded = _MemoryStore.from_array(store.load())
+            loaded = _MemoryStore(store.size, store.row_shape, self.dtype)
+            store.load_into(loaded.array)
+            loaded.size = store.size
             store.free()
             return loaded
         return store
@@ -554,17 +576,16 @@ class _MemoryStore:
     location = "memory"
     path = None
 
-    def __init__(self, capacity, row_shape, dtype):
-        # np.empty commits pages only as rows are written.
-        self.array = np.empty((capacity,) + tuple(row_shape), dtype=dtype)
+    def __init__(self, capacity, row_shape, dtype, buffer=None):
+        shape = (capacity,) + tuple(row_shape)
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        if buffer is None:
+            # np.empty commits pages only as rows are written.
+            buffer = np.empty(nbytes, dtype=np.uint8)
+        self.buffer = buffer
+        self.array = buffer[:nbytes].view(dtype).reshape(shape)
         self.row_shape = tuple(row_shape)
         self.size = 0
-
-    @classmethod
-    def from_array(cls, array):
-        store = cls(0, array.shape[1:], array.dtype)
-        store.array, store.size = array, len(array)
-        return store
 
     @property
     def nbytes(self):
@@ -586,7 +607,17 @@ class _MemoryStore:
         return self.array[rows]
 
     def free(self):
-        self.array = None
+        self.array = self.buffer = None
+
+    def release(self):
+        """Frees the store; returns its memory if nothing else refers to it."""
+        buffer = self.buffer
+        self.free()
+        # Every view of the cache (say, a batch someone kept) refers to the
+        # buffer: only memory no one can read any more is reused. A view in a
+        # young reference cycle (JAX's predict leaves some) goes first.
+        gc.collect(1)
+        return buffer if sys.getrefcount(buffer) <= 2 else None
 
 
 class _DiskStore:
@@ -656,8 +687,8 @@ class _DiskStore:
                 raise OSError(f"The stage input cache {self.path} ended early.")
             view, offset = view[count:], offset + count
 
-    def load(self):
-        return self.read(slice(0, self.size))
+    def load_into(self, out):
+        self._read_into(out, 0)
 
     def free(self):
         self._finalizer()

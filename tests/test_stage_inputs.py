@@ -1,4 +1,5 @@
 import os
+import weakref
 
 import numpy as np
 import pytest
@@ -234,6 +235,57 @@ def test_the_same_data_twice_in_a_stage_is_computed_once():
         assert len(cache.placements) == 1
         np.testing.assert_array_equal(train[0], val[0])
     assert cache._entries == {}
+
+
+def _chained_caches(cache, x, keep_a_batch=False):
+    """Caches T_1, T_2, T_3 of a 3-level stack in turn, as greedy stages do.
+
+    Returns, for each cache, the index of the earlier cache whose memory it
+    was written into, or `None`.
+    """
+    stack = MirroredConvStack(filters=(4, 4, 4), input_shape=(16, 16, 3))
+    buffers, reused, contents, kept = [], [], [], None
+    with cache.run():
+        for level in (1, 2, 3):
+            with cache.inputs(stack.encoder_prefix(level), x, 8) as batches:
+                memory = getattr(batches._store, "buffer", None)
+                # Weak references: the test must not keep freed memory alive.
+                reused.append(next((i for i, b in enumerate(buffers) if b() is memory), None))
+                buffers.append(weakref.ref(memory) if memory is not None else lambda: None)
+                contents.append(np.concatenate([batches[i] for i in range(len(batches))]))
+                if level == 1 and keep_a_batch:
+                    kept = batches[0]  # a view of the cache, in memory and float32
+                    kept_copy = kept.copy()
+            del memory, batches
+    assert cache._spare is None  # given back when the run ends
+    expected = [stack.encoder_prefix(level).predict(x, verbose=0) for level in (1, 2, 3)]
+    for got, want in zip(contents, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    if keep_a_batch:
+        np.testing.assert_array_equal(kept, kept_copy)
+    return reused
+
+
+def test_a_run_writes_a_cache_into_the_memory_of_a_freed_one():
+    # T_2 is computed from T_1 and T_1 is then freed: T_3 (smaller) reuses its memory.
+    assert _chained_caches(StageInputCache("memory"), _images()) == [None, None, 0]
+
+
+def test_memory_someone_still_reads_is_not_reused():
+    reused = _chained_caches(StageInputCache("memory"), _images(), keep_a_batch=True)
+    assert reused == [None, None, None]
+
+
+def test_reused_memory_counts_against_the_budget(tmp_path):
+    # T_1 is 32x8x8x4 float32 = 32 KiB, T_2 8 KiB, T_3 2 KiB. With a budget of
+    # 40 KiB, T_1 and T_2 fit side by side; T_3 fits in T_1's freed memory.
+    cache = StageInputCache("auto", budget=40 * 1024, directory=tmp_path)
+    assert _chained_caches(cache, _images()) == [None, None, 0]
+    assert [p.location for p in cache.placements] == ["memory"] * 3
+    # With 39 KiB, T_2 goes to disk; T_3 still fits in T_1's memory.
+    cache = StageInputCache("auto", budget=39 * 1024, directory=tmp_path)
+    assert _chained_caches(cache, _images()) == [None, None, 0]
+    assert [p.location for p in cache.placements] == ["memory", "disk", "memory"]
 
 
 def test_batches_read_the_same_rows_from_memory_and_disk(tmp_path):
