@@ -122,6 +122,85 @@ def test_on_tensorflow_phases_read_arrays_and_caches_through_tf_data(cache, monk
     assert received and all(issubclass(t, tf.data.Dataset) for t in received), received
 
 
+def _fill_on_read(cache, x, source_from_images):
+    """T_2 of a 3-level stack filled on read, from the cache of T_1 or from `x`."""
+    stack = MirroredConvStack(filters=(4, 4, 4), input_shape=(16, 16, 3))
+    with cache.run():
+        if not source_from_images:
+            with cache.inputs(stack.encoder_prefix(1), x, 8):
+                pass
+        with cache.inputs(stack.encoder_prefix(2), x, 8, fill_on_read=True) as batches:
+            store = batches._store
+            yield stack, batches, store
+        assert not store.filling  # completed for the next stage
+        source_entries = [e.source for e in cache._entries.values()]
+        assert source_entries == [None]  # and the data it was filled from let go
+
+
+@pytest.mark.parametrize("source_from_images", [False, True])
+def test_a_cache_filled_on_read_holds_the_same_rows_in_any_order(source_from_images):
+    x = _images(300)  # more rows than the first batch computed up front
+    cache = StageInputCache("memory")
+    for stack, batches, store in _fill_on_read(cache, x, source_from_images):
+        assert store.filling
+        expected = stack.encoder_prefix(2).predict(x, verbose=0)
+        order = np.random.default_rng(0).permutation(len(x))
+        for first in (200, 8, 150):  # rows never computed yet, then some that were
+            rows = np.sort(order[first : first + 8])
+            np.testing.assert_allclose(batches.read(rows), expected[rows], rtol=1e-5, atol=1e-6)
+    assert [p.shape for p in cache.placements][-1] == (300, 4, 4, 4)
+
+
+def test_a_cache_filled_on_read_from_several_threads_is_filled_once_per_row():
+    import threading
+
+    x = _images(300)
+    cache = StageInputCache("memory")
+    for stack, batches, store in _fill_on_read(cache, x, source_from_images=False):
+        filled = []
+        fill = store._fill
+        store._fill = lambda rows: (filled.extend(rows.tolist()), fill(rows))[1]
+        expected = stack.encoder_prefix(2).predict(x, verbose=0)
+        results = {}
+
+        def read(name, rows):
+            results[name] = batches.read(rows)
+
+        orders = [np.random.default_rng(seed).permutation(len(x)) for seed in range(4)]
+        threads = [
+            threading.Thread(target=read, args=((seed, i), np.sort(order[i : i + 16])))
+            for seed, order in enumerate(orders)
+            for i in range(0, len(x), 16)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for (seed, i), got in results.items():
+            rows = np.sort(orders[seed][i : i + 16])
+            np.testing.assert_allclose(got, expected[rows], rtol=1e-5, atol=1e-6)
+        assert len(results) == len(threads)
+        assert sorted(filled) == sorted(set(filled))  # no row computed twice
+        assert len(filled) == len(x) - 128  # every row but the first batch, computed up front
+
+
+@pytest.mark.backend("tensorflow")
+def test_on_tensorflow_greedy_stages_fill_their_caches_on_read(monkeypatch):
+    from keras_recursive_ae.stage_inputs import _MemoryStore
+
+    filled = []
+    fill_on_read = _MemoryStore.fill_on_read
+    monkeypatch.setattr(
+        _MemoryStore, "fill_on_read", lambda self, fill: (filled.append(self.array.shape), fill_on_read(self, fill))
+    )
+    reference, _ = _train(StageInputCache("off"), _images(200))
+    weights, _ = _train(StageInputCache("memory"), _images(200))
+    # T_1 from the images, T_2 from T_1: each filled as its stage read it.
+    assert filled == [(200, 8, 8, 4), (200, 4, 4, 4)]
+    for got, want in zip(weights, reference):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_float32_cache_of_a_dataset_trains_the_same_weights_as_no_cache():
     x = _images()
     dataset = tf.data.Dataset.from_tensor_slices(x).batch(8)
