@@ -336,22 +336,21 @@ def _caches(result):
 
 
 def _print_time_split(results):
-    """Where each trainer variant's wall time went: inside the phases' `fit`, or between them."""
+    """Where each trainer variant's wall time went: phases' `fit`, cache passes, the rest."""
     rows = [r for r in results if r.get("phase_fit_s")]
     if not rows:
         return
     print()
-    print("| variant | wall s | inside the phases' fit s | between them s "
-          "| computing caches s | fit s per phase |")
+    print("| variant | wall s | inside the phases' fit s | cache passes s | rest s "
+          "| fit s per phase |")
     print("|---|---:|---:|---:|---:|---|")
     for r in rows:
         fits = r["phase_fit_s"]
-        # Before a stage, or while it trains for a cache filled on read.
         caches = sum(p["s"] for p in r.get("placements") or [])
-        between = r["wall_s"] - sum(fits.values())
+        rest = r["wall_s"] - sum(fits.values()) - caches
         per_phase = ", ".join(f"{name} {s:.1f}" for name, s in fits.items())
-        print(f"| {r['variant']} | {r['wall_s']:.1f} | {sum(fits.values()):.1f} | {between:.1f} "
-              f"| {caches:.1f} | {per_phase} |")
+        print(f"| {r['variant']} | {r['wall_s']:.1f} | {sum(fits.values()):.1f} | {caches:.1f} "
+              f"| {rest:.1f} | {per_phase} |")
 
 
 def _print_profile(profile):

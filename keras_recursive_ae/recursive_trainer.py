@@ -443,14 +443,8 @@ class RecursiveTrainer:
         prefix = autoencoder.encoder_prefix(level - 1) if level > 1 else None
         # Greedy stages read the images again (stage 2 computes its input
         # from them): decode a dataset once. One joint or end-to-end phase
-        # would only pay for an extra pass. Where `as_tf_dataset` reads the
-        # batches beside the train step, a cache is filled as it is read, so
-        # the frozen level runs while the stage trains.
-        inputs = functools.partial(
-            self._cache.inputs,
-            cache_images=self.schedule == "greedy",
-            fill_on_read=self._distribution is None and keras.backend.backend() == "tensorflow",
-        )
+        # would only pay for an extra pass.
+        inputs = functools.partial(self._cache.inputs, cache_images=self.schedule == "greedy")
         validation_inputs = contextlib.nullcontext(None)
         if validation_data is not None:
             validation_inputs = inputs(prefix, validation_data, cache_batch_size)

@@ -2,7 +2,6 @@
 
 import collections
 import contextlib
-import functools
 import gc
 import math
 import os
@@ -131,9 +130,7 @@ Attributes:
     location: `"memory"` or `"disk"`.
     nbytes: bytes it takes.
     path: the file on disk (removed when the cache is freed), or `None`.
-    seconds: wall-clock time spent computing and storing it; for a cache
-        filled on read, this includes the rows computed as its stage read
-        them (while the stage trained).
+    seconds: wall-clock time it took to compute and store.
 """
 
 
@@ -150,11 +147,7 @@ class StageInputCache:
     the stored `T_{k-1}`: each encoder level runs once over the data in the
     whole schedule. When the data is a `tf.data.Dataset`, the images
     themselves (`T_0`) are cached too, so a pipeline that decodes JPEG files
-    decodes them once, not at every epoch and stage. With
-    `inputs(..., fill_on_read=True)` an in-memory cache is computed row by
-    row as its stage first reads it, so the frozen level runs while the
-    stage trains. Within a run, a new in-memory cache is written into the
-    memory of a freed one when it fits there.
+    decodes them once, not at every epoch and stage.
 
     Modes:
 
@@ -280,7 +273,7 @@ class StageInputCache:
                 self._spare = None
 
     @contextlib.contextmanager
-    def inputs(self, prefix, data, batch_size, *, cache_images=True, fill_on_read=False):
+    def inputs(self, prefix, data, batch_size, *, cache_images=True):
         """Yields the data stage `k` trains on; frees it afterwards.
 
         Args:
@@ -294,15 +287,6 @@ class StageInputCache:
                 stage (`prefix=None`), so that it is decoded once for all
                 the stages that read it. A schedule with one phase reading
                 the images gains nothing from it.
-            fill_on_read: whether an in-memory cache computed from rows that
-                can be read in any order (a NumPy array, or the previous
-                stage's cache) is filled as the stage reads it: each row is
-                computed the first time it is read. Worth it where the
-                stage's input pipeline reads beside the training step (the
-                trainer's `as_tf_dataset` on TensorFlow), so the frozen
-                level runs while the stage trains instead of before it.
-                The cache is complete, and the data it was computed from
-                freed, when the stage ends.
 
         Yields:
             `data` itself when nothing is cached (`"off"`, or images at the
@@ -330,20 +314,12 @@ class StageInputCache:
                     self._free(entry.store)
             try:
                 # The source stays counted in the memory held while it is read.
-                store = self._compute(prefix, data, batch_size, source, fill_on_read)
-            except BaseException:
+                store = self._compute(prefix, data, batch_size, source)
+            finally:
                 if source is not None:
                     del self._entries[key]
                     self._free(source.store)
-                raise
-            if source is not None:
-                del self._entries[key]
-                if not store.filling:
-                    self._free(source.store)
-                    source = None
-            entry = _Entry(data, target, variables, store, source)
-            if store.filling:  # its seconds grow as the stage reads it
-                entry.placement = (len(self.placements) - 1, self.placements[-1])
+            entry = _Entry(data, target, variables, store)
             if key not in self._entries:
                 self._entries[key] = entry
             else:
@@ -354,38 +330,13 @@ class StageInputCache:
             failed = False
         finally:
             entry.users -= 1
-            if entry.users == 0:
-                self._settle(key, entry, keep=not (failed or entry.untracked or self._runs == 0))
-
-    def _settle(self, key, entry, keep):
-        """After its last reader: completes a cache kept for the next stage, frees the rest."""
-        try:
-            if keep:
-                entry.store.complete()  # the next stage computes its input from every row
-        except BaseException:
-            keep = False
-            raise
-        finally:
-            if entry.source is not None:
-                self._free(entry.source.store)
-                entry.source = None
-            if entry.placement is not None:
-                index, placement = entry.placement
-                self.placements[index] = placement._replace(
-                    seconds=placement.seconds + entry.store.fill_seconds
-                )
-                entry.placement = None
-            if not keep:
+            if entry.users == 0 and (failed or entry.untracked or self._runs == 0):
                 if self._entries.get(key) is entry:
                     del self._entries[key]
                 self._free(entry.store)
 
-    def _compute(self, prefix, data, batch_size, source, fill_on_read=False):
-        """Runs the frozen levels over the data into a new store.
-
-        All at once, or, with `fill_on_read`, the first batch now and each
-        other row when it is first read.
-        """
+    def _compute(self, prefix, data, batch_size, source):
+        """Runs the frozen levels once over the data into a new store."""
         started = time.perf_counter()
         model = prefix
         if source is not None:
@@ -395,25 +346,16 @@ class StageInputCache:
         if source is not None and model is not None:
             batches = _store_batches(source.store, rows)
             capacity = source.store.size
-            read_rows = functools.partial(_read_floatx, source.store)
         else:
             model = prefix
             batches = _data_batches(data, rows)
             capacity = None if is_dataset(data) else len(data)
-            read_rows = None if is_dataset(data) else data.__getitem__
         store = None
         # `predict_on_batch` runs one compiled step per batch; `predict` sets
         # up a dataset, an iterator and callbacks at every call, several
         # seconds per stage. Under a tf.distribute strategy, though,
         # `predict_on_batch` returns every replica's copy.
         distributed = distribution.capture() is not None
-        fill_on_read = fill_on_read and read_rows is not None and model is not None
-        fill_on_read = fill_on_read and not distributed
-
-        def fill(rows):
-            out = keras.ops.convert_to_numpy(model.predict_on_batch(read_rows(rows)))
-            return self._to_storage(out)
-
         try:
             for batch in batches:
                 if model is None:
@@ -428,9 +370,6 @@ class StageInputCache:
                         capacity = _dataset_capacity(data, len(out))
                     store = self._new_store(capacity, out.shape[1:])
                 store.append(self._to_storage(out))
-                if fill_on_read and store.location == "memory":
-                    store.fill_on_read(fill)
-                    break
             if store is None:
                 raise ValueError("The data passed to the stage holds no images.")
             store = self._finish(store)
@@ -468,9 +407,7 @@ class StageInputCache:
             self._spare = buffer
 
     def _held_in_memory(self):
-        stores = [e.store for e in self._entries.values()]
-        stores += [e.source.store for e in self._entries.values() if e.source is not None]
-        held = sum(store.nbytes for store in stores if store.location == "memory")
+        held = sum(e.store.nbytes for e in self._entries.values() if e.store.location == "memory")
         return held + (0 if self._spare is None else self._spare.nbytes)
 
     def _fits_in_memory(self, nbytes, reuses_spare=False):
@@ -602,14 +539,12 @@ class StageBatches(keras.utils.PyDataset):
 class _Entry:
     """One cached tensor of one data object, and what it was computed with."""
 
-    def __init__(self, data, target, variables, store, source):
+    def __init__(self, data, target, variables, store):
         self.data = data  # keeps id(data) from being reused while cached
         self.target = target
         self.variables = variables
         self.fingerprint = _fingerprint(variables)
         self.store = store
-        self.source = source  # the entry it is still being filled from, if any
-        self.placement = None  # (index, CachePlacement) while its seconds may grow
         self.users = 1
         self.untracked = False
 
@@ -651,44 +586,6 @@ class _MemoryStore:
         self.array = buffer[:nbytes].view(dtype).reshape(shape)
         self.row_shape = tuple(row_shape)
         self.size = 0
-        self.fill_seconds = 0.0
-        self._fill = None
-
-    @property
-    def filling(self):
-        """Whether some rows are still to be computed when first read."""
-        return self._fill is not None
-
-    def fill_on_read(self, fill):
-        """Computes every row not appended yet with `fill(rows)` when first read."""
-        self._filled = np.zeros(len(self.array), dtype=bool)
-        self._filled[: self.size] = True
-        self._lock = threading.Lock()  # the input pipeline may read from its own threads
-        self.size = len(self.array)
-        self._fill = fill
-
-    def _fill_missing(self, rows):
-        with self._lock:
-            unfilled = ~self._filled
-            missing = rows[unfilled[rows]]
-            if 0 < len(missing) < CACHE_BATCH_ROWS:
-                # Every row is read within an epoch: fill ahead, in batches
-                # of the size the frozen levels run fastest at.
-                unfilled[missing] = False
-                ahead = np.flatnonzero(unfilled)[: CACHE_BATCH_ROWS - len(missing)]
-                missing = np.sort(np.concatenate([missing, ahead]))
-            started = time.perf_counter()
-            for first in range(0, len(missing), CACHE_BATCH_ROWS):
-                part = missing[first : first + CACHE_BATCH_ROWS]
-                self.array[part] = self._fill(part)
-                self._filled[part] = True
-            self.fill_seconds += time.perf_counter() - started
-
-    def complete(self):
-        """Computes the rows never read, and lets go of what they were computed from."""
-        if self._fill is not None:
-            self._fill_missing(np.arange(self.size))
-            self._fill = None
 
     @property
     def nbytes(self):
@@ -707,14 +604,10 @@ class _MemoryStore:
         self.array = self.array[: self.size]
 
     def read(self, rows):
-        if self._fill is not None:
-            index = np.arange(*rows.indices(self.size)) if isinstance(rows, slice) else rows
-            if not self._filled[index].all():
-                self._fill_missing(np.asarray(index))
         return self.array[rows]
 
     def free(self):
-        self.array = self.buffer = self._fill = None
+        self.array = self.buffer = None
 
     def release(self):
         """Frees the store; returns its memory if nothing else refers to it."""
@@ -729,8 +622,6 @@ class _MemoryStore:
 
 class _DiskStore:
     location = "disk"
-    filling = False  # always written whole, before it is read
-    fill_seconds = 0.0
 
     def __init__(self, directory, row_shape, dtype):
         self.row_shape = tuple(row_shape)
@@ -799,9 +690,6 @@ class _DiskStore:
     def load_into(self, out):
         self._read_into(out, 0)
 
-    def complete(self):
-        pass
-
     def free(self):
         self._finalizer()
 
@@ -823,12 +711,9 @@ def _data_batches(data, batch_size):
 
 
 def _store_batches(store, batch_size):
+    floatx = keras.config.floatx()
     for start in range(0, store.size, batch_size):
-        yield _read_floatx(store, slice(start, start + batch_size))
-
-
-def _read_floatx(store, rows):
-    return store.read(rows).astype(keras.config.floatx(), copy=False)
+        yield store.read(slice(start, start + batch_size)).astype(floatx, copy=False)
 
 
 def _dataset_capacity(data, first_batch_rows):
