@@ -413,11 +413,12 @@ class StageInputCache:
     def _fits_in_memory(self, nbytes, reuses_spare=False):
         if self.mode != "auto":
             return self.mode == "memory"
-        if self.budget is not None or available_memory() is None:
-            budget = FALLBACK_BUDGET if self.budget is None else self.budget
-            # A cache written into the spare memory takes no more than is held.
-            return self._held_in_memory() + (0 if reuses_spare else nbytes) <= budget
-        return nbytes <= DEFAULT_BUDGET_FRACTION * (available_memory() + self._held_in_memory())
+        available = available_memory() if self.budget is None else None
+        if self.budget is None and available is not None:
+            return nbytes <= DEFAULT_BUDGET_FRACTION * (available + self._held_in_memory())
+        budget = FALLBACK_BUDGET if self.budget is None else self.budget
+        # A cache written into the spare memory takes no more than is held.
+        return self._held_in_memory() + (0 if reuses_spare else nbytes) <= budget
 
     def _new_store(self, capacity, row_shape):
         row_bytes = math.prod(row_shape) * np.dtype(self.dtype).itemsize
