@@ -413,19 +413,20 @@ class StageInputCache:
     def _fits_in_memory(self, nbytes, reuses_spare=False):
         if self.mode != "auto":
             return self.mode == "memory"
-        available = available_memory() if self.budget is None else None
-        if self.budget is None and available is not None:
-            return nbytes <= DEFAULT_BUDGET_FRACTION * (available + self._held_in_memory())
+        if self.budget is None:
+            available = available_memory()
+            if available is not None:
+                return nbytes <= DEFAULT_BUDGET_FRACTION * (available + self._held_in_memory())
         budget = FALLBACK_BUDGET if self.budget is None else self.budget
         # A cache written into the spare memory takes no more than is held.
         return self._held_in_memory() + (0 if reuses_spare else nbytes) <= budget
 
     def _new_store(self, capacity, row_shape):
-        row_bytes = math.prod(row_shape) * np.dtype(self.dtype).itemsize
         if capacity is not None:
-            if self._spare is not None and self._spare.nbytes < capacity * row_bytes:
+            nbytes = capacity * math.prod(row_shape) * np.dtype(self.dtype).itemsize
+            if self._spare is not None and self._spare.nbytes < nbytes:
                 self._spare = None  # too small for this cache: give it back first
-            if self._fits_in_memory(capacity * row_bytes, reuses_spare=self._spare is not None):
+            if self._fits_in_memory(nbytes, reuses_spare=self._spare is not None):
                 buffer, self._spare = self._spare, None
                 return _MemoryStore(capacity, row_shape, self.dtype, buffer)
         self._spare = None
@@ -433,9 +434,9 @@ class StageInputCache:
         directory = self.directory or tempfile.gettempdir()
         if capacity is not None:
             free = shutil.disk_usage(directory).free
-            if capacity * row_bytes > free:
+            if nbytes > free:
                 raise OSError(
-                    f"The stage input cache needs {capacity * row_bytes / 2**30:.2f} "
+                    f"The stage input cache needs {nbytes / 2**30:.2f} "
                     f"GiB on disk but the cache folder has {free / 2**30:.2f} GiB "
                     f"free. Received: cache_dir={self.directory!r}. Pass another "
                     "cache_dir, cache_dtype='float16', a larger cache_budget, or "
