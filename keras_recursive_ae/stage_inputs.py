@@ -566,6 +566,8 @@ def _step_model(source_target, prefix):
     """The model from a cached tensor to the prefix's output, if there is one."""
     if source_target is None:
         return prefix  # the cache holds the images
+    if prefix is None:
+        return None  # the images (say, for fine-tuning) are not computed from a level
     if source_target is prefix.outputs[0]:
         return None
     try:

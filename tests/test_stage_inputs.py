@@ -134,6 +134,26 @@ def test_float32_cache_of_a_dataset_trains_the_same_weights_as_no_cache():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_fine_tuning_after_the_stages_reads_a_cached_dataset_again():
+    x = _images()
+    dataset = tf.data.Dataset.from_tensor_slices(x).batch(8)
+    results = []
+    for cache in (StageInputCache("off"), StageInputCache("memory")):
+        keras.utils.set_random_seed(1)
+        stack = MirroredConvStack(filters=(4, 4), input_shape=(16, 16, 3))
+        trainer = RecursiveTrainer(stack, cache=cache)
+        trainer.compile(optimizer="adam")
+        history = trainer.fit(
+            dataset, epochs=1, fine_tune_epochs=1, batch_size=8, shuffle=False, verbose=0
+        )
+        assert history.history["stage"] == [1, 2, "fine_tune"]
+        results.append(trainer.model.get_weights())
+    # The images are cached again for fine-tuning: T_0, T_1, T_0.
+    assert [p.shape[1:] for p in cache.placements] == [(16, 16, 3), (8, 8, 4), (16, 16, 3)]
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_float16_cache_stays_within_the_stated_tolerance():
     dataset = tf.data.Dataset.from_tensor_slices(_images()).batch(8)
     reference, reference_loss = _train(StageInputCache("memory"), dataset)
