@@ -339,7 +339,9 @@ class RecursiveTrainer:
         )
 
         run = _Run(autoencoder.model, phases, checkpoint_dir, self.schedule)
-        with self._cache.run():  # stage k+1 computes its input from stage k's cache
+        # Stage k+1 computes its input from stage k's cache, written over it.
+        largest_row = max(autoencoder.shapes[: self.depth], key=math.prod)
+        with self._cache.run(largest_row):
             self._fit_phases(run, phases, x, validation_data, batch_size, cache_batch_size,
                              callbacks, progress, verbose, shuffle, **kwargs)
         return run.history

@@ -145,7 +145,10 @@ class StageInputCache:
     tensor. Inside `run()` the cache of one stage is kept until the next
     stage's cache is computed from it, so stage `k + 1` runs only `E_k` over
     the stored `T_{k-1}`: each encoder level runs once over the data in the
-    whole schedule. When the data is a `tf.data.Dataset`, the images
+    whole schedule. In memory, the new cache is written over the one it is
+    computed from, row by row in an order that never overwrites a row not
+    yet read, so a run holds one cache's memory per data object, not two.
+    When the data is a `tf.data.Dataset`, the images
     themselves (`T_0`) are cached too, so a pipeline that decodes JPEG files
     decodes them once, not at every epoch and stage.
 
@@ -240,10 +243,7 @@ class StageInputCache:
         self.placements = []
         self._runs = 0
         self._entries = {}  # id(data) -> _Entry, in use or kept for the next stage
-        # The memory of a freed in-memory cache, kept within a run for the
-        # next cache that fits in it: fresh memory costs the operating
-        # system a page fault per page, and a virtual machine much more.
-        self._spare = None
+        self._largest_row = None  # of the running `run()`, if it said
 
     @property
     def recomputes(self):
@@ -251,26 +251,38 @@ class StageInputCache:
         return self.mode == "off"
 
     @contextlib.contextmanager
-    def run(self):
+    def run(self, largest_row=None):
         """The scope of one training run, over all its stages.
 
         Inside it, the cache of stage `k` outlives the stage, so the next
         stage computes its input from it by running one encoder level
-        (instead of all earlier levels over the images). Everything is freed
-        when the run ends, also when it raises. Runs may nest; the outermost
-        one frees.
+        (instead of all earlier levels over the images), written over it
+        in memory. Everything is freed when the run ends, also when it
+        raises. Runs may nest; the outermost one frees.
+
+        Args:
+            largest_row: the shape of one row of the largest stage input the
+                run caches (say, `T_1`), or `None`. Each new in-memory cache
+                then takes room for that many values per row, when the
+                budget allows, so that a larger cache computed from it can
+                be written over it too (the images `T_0` are smaller than
+                `T_1` in the paper's architecture). Fresh memory is slow to
+                touch, on virtual machines most of all.
         """
+        outer_row = self._largest_row
+        if largest_row is not None:
+            self._largest_row = tuple(largest_row)
         self._runs += 1
         try:
             yield self
         finally:
             self._runs -= 1
+            self._largest_row = outer_row
             if self._runs == 0:
                 for key, entry in list(self._entries.items()):
                     if entry.users == 0:
                         del self._entries[key]
                         entry.store.free()
-                self._spare = None
 
     @contextlib.contextmanager
     def inputs(self, prefix, data, batch_size, *, cache_images=True):
@@ -311,14 +323,14 @@ class StageInputCache:
                     source = entry
                 else:
                     del self._entries[key]
-                    self._free(entry.store)
+                    entry.store.free()
             try:
                 # The source stays counted in the memory held while it is read.
                 store = self._compute(prefix, data, batch_size, source)
             finally:
                 if source is not None:
                     del self._entries[key]
-                    self._free(source.store)
+                    source.store.free()  # its memory may hold the new cache now
             entry = _Entry(data, target, variables, store)
             if key not in self._entries:
                 self._entries[key] = entry
@@ -333,31 +345,33 @@ class StageInputCache:
             if entry.users == 0 and (failed or entry.untracked or self._runs == 0):
                 if self._entries.get(key) is entry:
                     del self._entries[key]
-                self._free(entry.store)
+                entry.store.free()
 
     def _compute(self, prefix, data, batch_size, source):
         """Runs the frozen levels once over the data into a new store."""
         started = time.perf_counter()
-        model = prefix
-        if source is not None:
-            model = _step_model(source.target, prefix)
+        model = None if source is None else _step_model(source.target, prefix)
         # Inference only: larger batches than training's run faster.
         rows = max(batch_size, CACHE_BATCH_ROWS)
-        if source is not None and model is not None:
-            batches = _store_batches(source.store, rows)
+        store = None
+        if model is not None:
             capacity = source.store.size
+            store = self._store_over(source.store, tuple(model.outputs[0].shape[1:]))
+            # Rows larger than the source's are written last row first, so
+            # that no write reaches a source row not read yet.
+            backwards = store is not None and store.row_bytes > source.store.row_bytes
+            batches = _store_batches(source.store, rows, backwards)
         else:
             model = prefix
             batches = _data_batches(data, rows)
             capacity = None if is_dataset(data) else len(data)
-        store = None
         # `predict_on_batch` runs one compiled step per batch; `predict` sets
         # up a dataset, an iterator and callbacks at every call, several
         # seconds per stage. Under a tf.distribute strategy, though,
         # `predict_on_batch` returns every replica's copy.
         distributed = distribution.capture() is not None
         try:
-            for batch in batches:
+            for first_row, batch in batches:
                 if model is None:
                     out = batch
                 elif distributed:
@@ -369,7 +383,7 @@ class StageInputCache:
                     if capacity is None and is_dataset(data):
                         capacity = _dataset_capacity(data, len(out))
                     store = self._new_store(capacity, out.shape[1:])
-                store.append(self._to_storage(out))
+                store.write(first_row, self._to_storage(out))
             if store is None:
                 raise ValueError("The data passed to the stage holds no images.")
             store = self._finish(store)
@@ -397,20 +411,12 @@ class StageInputCache:
                 )
         return stored
 
-    def _free(self, store):
-        """Frees a store; inside a run, keeps its memory for the next cache."""
-        if store.location == "disk" or self._runs == 0:
-            store.free()
-            return
-        buffer = store.release()
-        if buffer is not None and (self._spare is None or buffer.nbytes > self._spare.nbytes):
-            self._spare = buffer
-
     def _held_in_memory(self):
-        held = sum(e.store.nbytes for e in self._entries.values() if e.store.location == "memory")
-        return held + (0 if self._spare is None else self._spare.nbytes)
+        return sum(
+            e.store.buffer.nbytes for e in self._entries.values() if e.store.location == "memory"
+        )
 
-    def _fits_in_memory(self, nbytes, reuses_spare=False):
+    def _fits_in_memory(self, nbytes):
         if self.mode != "auto":
             return self.mode == "memory"
         if self.budget is None:
@@ -418,21 +424,40 @@ class StageInputCache:
             if available is not None:
                 return nbytes <= DEFAULT_BUDGET_FRACTION * (available + self._held_in_memory())
         budget = FALLBACK_BUDGET if self.budget is None else self.budget
-        # A cache written into the spare memory takes no more than is held.
-        return self._held_in_memory() + (0 if reuses_spare else nbytes) <= budget
+        return self._held_in_memory() + nbytes <= budget
+
+    def _store_over(self, source, row_shape):
+        """A store for the next cache in `source`'s memory, or `None`.
+
+        Only memory that nothing else reads is written over: any view of
+        the cache (say, a batch someone kept) keeps it as it is.
+        """
+        if source.location != "memory" or None in row_shape:
+            return None
+        nbytes = source.size * math.prod(row_shape) * np.dtype(self.dtype).itemsize
+        if nbytes > source.buffer.nbytes or not source.is_only_reader():
+            return None
+        return _MemoryStore(source.size, row_shape, self.dtype, source.buffer)
+
+    def _memory_store(self, capacity, row_shape):
+        """A new in-memory store, with room for the run's largest rows if the budget allows."""
+        itemsize = np.dtype(self.dtype).itemsize
+        nbytes = capacity * math.prod(row_shape) * itemsize
+        if self._largest_row is not None:
+            reserved = capacity * math.prod(self._largest_row) * itemsize
+            if reserved > nbytes and self._fits_in_memory(reserved):
+                return _MemoryStore(capacity, row_shape, self.dtype, reserve=reserved)
+        if self._fits_in_memory(nbytes):
+            return _MemoryStore(capacity, row_shape, self.dtype)
+        return None
 
     def _new_store(self, capacity, row_shape):
-        if capacity is not None:
-            nbytes = capacity * math.prod(row_shape) * np.dtype(self.dtype).itemsize
-            if self._spare is not None and self._spare.nbytes < nbytes:
-                self._spare = None  # too small for this cache: give it back first
-            if self._fits_in_memory(nbytes, reuses_spare=self._spare is not None):
-                buffer, self._spare = self._spare, None
-                return _MemoryStore(capacity, row_shape, self.dtype, buffer)
-        self._spare = None
-        # Unknown size (a dataset of unknown cardinality) goes to disk first.
         directory = self.directory or tempfile.gettempdir()
         if capacity is not None:
+            store = self._memory_store(capacity, row_shape)
+            if store is not None:
+                return store
+            nbytes = capacity * math.prod(row_shape) * np.dtype(self.dtype).itemsize
             free = shutil.disk_usage(directory).free
             if nbytes > free:
                 raise OSError(
@@ -442,16 +467,18 @@ class StageInputCache:
                     "cache_dir, cache_dtype='float16', a larger cache_budget, or "
                     "cache='off'."
                 )
+        # A dataset of unknown size goes to disk first (see `_finish`).
         return _DiskStore(directory, row_shape, self.dtype)
 
     def _finish(self, store):
         store.finish()
-        if store.location == "disk" and self.mode != "disk" and self._fits_in_memory(store.nbytes):
-            loaded = _MemoryStore(store.size, store.row_shape, self.dtype)
-            store.load_into(loaded.array)
-            loaded.size = store.size
-            store.free()
-            return loaded
+        if store.location == "disk" and self.mode != "disk":
+            loaded = self._memory_store(store.size, store.row_shape)
+            if loaded is not None:
+                store.load_into(loaded.array)
+                loaded.size = store.size
+                store.free()
+                return loaded
         return store
 
 
@@ -577,32 +604,35 @@ def _step_model(source_target, prefix):
 
 
 class _MemoryStore:
+    """Rows in a NumPy array: a view of `buffer`, which may hold more bytes."""
+
     location = "memory"
     path = None
 
-    def __init__(self, capacity, row_shape, dtype, buffer=None):
+    def __init__(self, capacity, row_shape, dtype, buffer=None, reserve=0):
         shape = (capacity,) + tuple(row_shape)
         nbytes = math.prod(shape) * np.dtype(dtype).itemsize
         if buffer is None:
             # np.empty commits pages only as rows are written.
-            buffer = np.empty(nbytes, dtype=np.uint8)
+            buffer = np.empty(max(nbytes, reserve), dtype=np.uint8)
         self.buffer = buffer
         self.array = buffer[:nbytes].view(dtype).reshape(shape)
         self.row_shape = tuple(row_shape)
+        self.row_bytes = math.prod(self.row_shape) * self.array.dtype.itemsize
         self.size = 0
 
     @property
     def nbytes(self):
-        return self.size * math.prod(self.row_shape) * self.array.dtype.itemsize
+        return self.size * self.row_bytes
 
-    def append(self, rows):
-        if self.size + len(rows) > len(self.array):
+    def write(self, first_row, rows):
+        if first_row + len(rows) > len(self.array):
             raise ValueError(
                 f"The data yielded more than the {len(self.array)} images its "
                 "cardinality announced."
             )
-        self.array[self.size : self.size + len(rows)] = rows
-        self.size += len(rows)
+        self.array[first_row : first_row + len(rows)] = rows
+        self.size = max(self.size, first_row + len(rows))
 
     def finish(self):
         self.array = self.array[: self.size]
@@ -613,15 +643,13 @@ class _MemoryStore:
     def free(self):
         self.array = self.buffer = None
 
-    def release(self):
-        """Frees the store; returns its memory if nothing else refers to it."""
-        buffer = self.buffer
-        self.free()
-        # Every view of the cache (say, a batch someone kept) refers to the
-        # buffer: only memory no one can read any more is reused. A view in a
-        # young reference cycle (JAX's predict leaves some) goes first.
+    def is_only_reader(self):
+        """Whether no view of the rows exists outside this store."""
+        # Every view (say, a batch someone kept) refers to the buffer. A view
+        # in a young reference cycle (JAX's predict leaves some) goes first.
         gc.collect(1)
-        return buffer if sys.getrefcount(buffer) <= 2 else None
+        # The references: `self.buffer`, the base of `self.array`, the argument.
+        return sys.getrefcount(self.buffer) <= 3
 
 
 class _DiskStore:
@@ -643,7 +671,9 @@ class _DiskStore:
     def nbytes(self):
         return self.size * self.row_bytes
 
-    def append(self, rows):
+    def write(self, first_row, rows):
+        if first_row != self.size:
+            raise ValueError(f"A cache file is written in order: row {first_row} after {self.size}.")
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
         try:
             self._file.write(memoryview(rows).cast("B"))
@@ -704,20 +734,25 @@ def _remove(file, folder):
 
 
 def _data_batches(data, batch_size):
-    """The user's images, batch by batch."""
+    """The user's images, batch by batch, each with the index of its first row."""
     if is_dataset(data):
+        first_row = 0
         for batch in data:
             batch = batch[0] if isinstance(batch, (tuple, list)) else batch
-            yield np.asarray(batch)  # every backend's predict takes NumPy
+            batch = np.asarray(batch)  # every backend's predict takes NumPy
+            yield first_row, batch
+            first_row += len(batch)
         return
     for start in range(0, len(data), batch_size):
-        yield data[start : start + batch_size]
+        yield start, data[start : start + batch_size]
 
 
-def _store_batches(store, batch_size):
+def _store_batches(store, batch_size, backwards=False):
+    """A store's rows, batch by batch, each with the index of its first row."""
     floatx = keras.config.floatx()
-    for start in range(0, store.size, batch_size):
-        yield store.read(slice(start, start + batch_size)).astype(floatx, copy=False)
+    starts = range(0, store.size, batch_size)
+    for start in reversed(starts) if backwards else starts:
+        yield start, store.read(slice(start, start + batch_size)).astype(floatx, copy=False)
 
 
 def _dataset_capacity(data, first_batch_rows):

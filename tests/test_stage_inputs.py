@@ -194,16 +194,20 @@ def test_a_tiny_budget_switches_to_disk(tmp_path):
     assert [p.location for p in cache.placements] == ["memory", "memory"]
 
 
-def test_the_budget_counts_the_cache_already_held(tmp_path):
-    # T_1 is 32x8x8x4 float32 = 32 KiB, T_2 8 KiB. Inside a run T_1 is still
-    # held while T_2 is computed from it, so T_2 no longer fits.
+@pytest.mark.parametrize("run", [True, False])
+def test_the_budget_counts_the_cache_already_held(run, tmp_path):
+    # T_1 of the training and of the validation images is 32x8x8x4 float32 =
+    # 32 KiB each, T_2 8 KiB. The training images' T_1 takes the budget, and
+    # their T_2 is written over it; the validation images' caches go to disk.
+    keras.utils.set_random_seed(1)
+    stack = MirroredConvStack(filters=(4, 4, 4), input_shape=(16, 16, 3))
     cache = StageInputCache("auto", budget=32 * 8 * 8 * 4 * 4, directory=tmp_path)
-    _train(cache, _images())
-    assert [p.location for p in cache.placements] == ["memory", "disk"]
-    # The trainer opens a run of its own, so it holds T_1 too.
-    cache = StageInputCache("auto", budget=32 * 8 * 8 * 4 * 4, directory=tmp_path)
-    _train(cache, _images(), run=False)
-    assert [p.location for p in cache.placements] == ["memory", "disk"]
+    trainer = RecursiveTrainer(stack, cache=cache)
+    trainer.compile(optimizer="adam")
+    # The trainer opens a run of its own when the caller has none.
+    with cache.run() if run else _nothing():
+        trainer.fit(_images(), epochs=2, batch_size=8, validation_data=_images(seed=1), verbose=0)
+    assert [p.location for p in cache.placements] == ["memory", "disk", "memory", "disk"]
 
 
 class _SeeFiles(keras.callbacks.Callback):
@@ -257,55 +261,90 @@ def test_the_same_data_twice_in_a_stage_is_computed_once():
     assert cache._entries == {}
 
 
-def _chained_caches(cache, x, keep_a_batch=False):
+def _chained_caches(cache, x, keep_a_batch=False, largest_row=None):
     """Caches T_1, T_2, T_3 of a 3-level stack in turn, as greedy stages do.
 
     Returns, for each cache, the index of the earlier cache whose memory it
     was written into, or `None`.
     """
     stack = MirroredConvStack(filters=(4, 4, 4), input_shape=(16, 16, 3))
-    buffers, reused, contents, kept = [], [], [], None
-    with cache.run():
+    buffers, written_over, contents, kept = [], [], [], None
+    with cache.run(largest_row):
         for level in (1, 2, 3):
             with cache.inputs(stack.encoder_prefix(level), x, 8) as batches:
                 memory = getattr(batches._store, "buffer", None)
                 # Weak references: the test must not keep freed memory alive.
-                reused.append(next((i for i, b in enumerate(buffers) if b() is memory), None))
+                found = (i for i, b in enumerate(buffers) if b() is memory)
+                written_over.append(next(found, None))
                 buffers.append(weakref.ref(memory) if memory is not None else lambda: None)
                 contents.append(np.concatenate([batches[i] for i in range(len(batches))]))
                 if level == 1 and keep_a_batch:
                     kept = batches[0]  # a view of the cache, in memory and float32
                     kept_copy = kept.copy()
             del memory, batches
-    assert cache._spare is None  # given back when the run ends
     expected = [stack.encoder_prefix(level).predict(x, verbose=0) for level in (1, 2, 3)]
     for got, want in zip(contents, expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     if keep_a_batch:
         np.testing.assert_array_equal(kept, kept_copy)
-    return reused
+    return written_over
 
 
-def test_a_run_writes_a_cache_into_the_memory_of_a_freed_one():
-    # T_2 is computed from T_1 and T_1 is then freed: T_3 (smaller) reuses its memory.
-    assert _chained_caches(StageInputCache("memory"), _images()) == [None, None, 0]
+def test_each_cache_is_written_over_the_one_it_is_computed_from():
+    # 300 rows: three batches of cache passes (128 rows at least), the last short.
+    assert _chained_caches(StageInputCache("memory"), _images(300)) == [None, 0, 0]
 
 
-def test_memory_someone_still_reads_is_not_reused():
-    reused = _chained_caches(StageInputCache("memory"), _images(), keep_a_batch=True)
-    assert reused == [None, None, None]
+def test_a_cache_someone_still_reads_is_not_written_over():
+    written_over = _chained_caches(StageInputCache("memory"), _images(300), keep_a_batch=True)
+    assert written_over == [None, None, 1]
 
 
-def test_reused_memory_counts_against_the_budget(tmp_path):
-    # T_1 is 32x8x8x4 float32 = 32 KiB, T_2 8 KiB, T_3 2 KiB. With a budget of
-    # 40 KiB, T_1 and T_2 fit side by side; T_3 fits in T_1's freed memory.
-    cache = StageInputCache("auto", budget=40 * 1024, directory=tmp_path)
-    assert _chained_caches(cache, _images()) == [None, None, 0]
+def test_a_cache_written_over_its_source_takes_no_more_memory(tmp_path):
+    # T_1 is 32x8x8x4 float32 = 32 KiB, T_2 8 KiB, T_3 2 KiB.
+    cache = StageInputCache("auto", budget=32 * 1024, directory=tmp_path)
+    assert _chained_caches(cache, _images()) == [None, 0, 0]
     assert [p.location for p in cache.placements] == ["memory"] * 3
-    # With 39 KiB, T_2 goes to disk; T_3 still fits in T_1's memory.
-    cache = StageInputCache("auto", budget=39 * 1024, directory=tmp_path)
-    assert _chained_caches(cache, _images()) == [None, None, 0]
-    assert [p.location for p in cache.placements] == ["memory", "disk", "memory"]
+    # With 31 KiB T_1 goes to disk; T_2 fits, and T_3 is written over it.
+    cache = StageInputCache("auto", budget=31 * 1024, directory=tmp_path)
+    assert _chained_caches(cache, _images()) == [None, None, 1]
+    assert [p.location for p in cache.placements] == ["disk", "memory", "memory"]
+
+
+def test_a_larger_cache_is_written_over_the_images_when_the_run_reserves_room():
+    # T_1 (8x8x16) has more values per row than the images (16x16x3): it is
+    # written last row first, over the cached images of a dataset.
+    stack = MirroredConvStack(filters=(16, 4), input_shape=(16, 16, 3))
+    x = _images(300)
+    expected = stack.encoder_prefix(1).predict(x, verbose=0)
+    dataset = tf.data.Dataset.from_tensor_slices(x).batch(50)
+    for largest_row, same_memory in (((8, 8, 16), True), (None, False)):
+        cache = StageInputCache("memory")
+        with cache.run(largest_row):
+            with cache.inputs(None, dataset, 8) as images:
+                memory = weakref.ref(images._store.buffer)
+                np.testing.assert_array_equal(images.read(slice(0, 300)), x)
+            del images
+            with cache.inputs(stack.encoder_prefix(1), dataset, 8) as t_1:
+                assert (t_1._store.buffer is memory()) is same_memory
+                np.testing.assert_allclose(t_1.read(slice(0, 300)), expected, rtol=1e-5, atol=1e-6)
+            del t_1
+    assert cache.placements[0].nbytes == 300 * 16 * 16 * 3 * 4  # the images' size, not the room
+
+
+def test_the_room_reserved_for_larger_rows_counts_against_the_budget(tmp_path):
+    # The images take 300x16x16x3 float32 = 900 KiB, T_1 1,200 KiB. With a
+    # budget of 1,000 KiB the images get no room for T_1, and T_1 goes to disk.
+    stack = MirroredConvStack(filters=(16, 4), input_shape=(16, 16, 3))
+    dataset = tf.data.Dataset.from_tensor_slices(_images(300)).batch(50)
+    cache = StageInputCache("auto", budget=1000 * 1024, directory=tmp_path)
+    with cache.run((8, 8, 16)):
+        with cache.inputs(None, dataset, 8) as images:
+            assert images._store.buffer.nbytes == 300 * 16 * 16 * 3 * 4
+        del images
+        with cache.inputs(stack.encoder_prefix(1), dataset, 8):
+            pass
+    assert [p.location for p in cache.placements] == ["memory", "disk"]
 
 
 def test_batches_read_the_same_rows_from_memory_and_disk(tmp_path):
