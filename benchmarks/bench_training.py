@@ -85,7 +85,10 @@ def parse_args(argv=None):
         "--jit", action="store_true", help="also run plain Keras and greedy with jit_compile=True"
     )
     parser.add_argument(
-        "--repeats", type=int, default=1, help="runs of each variant (the fastest is reported)"
+        "--repeats",
+        type=int,
+        default=1,
+        help="runs of each variant, each repeat in an order rotated by one (the fastest is reported)",
     )
     parser.add_argument("--profile", action="store_true", help="print a per-stage step profile")
     parser.add_argument("--profile-rounds", type=int, default=7, help=argparse.SUPPRESS)
@@ -394,8 +397,11 @@ def main(argv=None):
     if "plain" not in variants:
         variants.insert(0, "plain")
     best = {}
-    for _ in range(args.repeats):
-        for variant in variants:
+    for repeat in range(args.repeats):
+        # Each repeat starts one variant later, so that no variant always
+        # runs first (or last) while the machine's speed drifts.
+        shift = repeat % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
             result = _spawn(args, variant)
             print(f"# {json.dumps(result)}", flush=True)
             kept = best.get(variant)

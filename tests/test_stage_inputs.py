@@ -1,3 +1,4 @@
+import mmap
 import os
 import weakref
 
@@ -8,7 +9,12 @@ import tensorflow as tf
 import keras
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
 from keras_recursive_ae.checkpoint import SeededBatches
-from keras_recursive_ae.stage_inputs import StageBatches, StageInputCache, as_tf_dataset
+from keras_recursive_ae.stage_inputs import (
+    StageBatches,
+    StageInputCache,
+    _MemoryStore,
+    as_tf_dataset,
+)
 
 # float16 keeps 11 significant bits (relative spacing 2**-11, about 5e-4):
 # after two epochs per stage of a 3-level stack, every trained weight stays
@@ -345,6 +351,19 @@ def test_the_room_reserved_for_larger_rows_counts_against_the_budget(tmp_path):
         with cache.inputs(stack.encoder_prefix(1), dataset, 8):
             pass
     assert [p.location for p in cache.placements] == ["memory", "disk"]
+
+
+def _resident_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * mmap.PAGESIZE
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads Linux's /proc")
+def test_fresh_cache_memory_is_touched_before_rows_are_written():
+    before = _resident_bytes()
+    store = _MemoryStore(512, (256, 256), "float32")  # 128 MiB, no row written yet
+    assert store.size == 0
+    assert _resident_bytes() - before >= 0.9 * store.buffer.nbytes
 
 
 def test_batches_read_the_same_rows_from_memory_and_disk(tmp_path):
