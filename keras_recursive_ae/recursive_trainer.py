@@ -457,6 +457,10 @@ class RecursiveTrainer:
         ):
             model = self._phase_model(phase, prefix)
             model.compile(**_fresh_compile_args(self._compile_args))
+            if not model.optimizer.built:
+                # Built here rather than inside the first traced step, where
+                # TensorFlow would then trace the step a second time.
+                model.optimizer.build(model.trainable_variables)
             initial_epoch = run.restore(model)
             if is_dataset(data):
                 # Datasets come batched and shuffled by their own pipeline.
@@ -562,7 +566,6 @@ class _Run:
         """Restores the optimizer of a phase stopped mid-way; its first epoch."""
         if self.checkpoint is None or self._state is None or self.epochs_done == 0:
             return 0
-        phase_model.optimizer.build(phase_model.trainable_variables)
         self.checkpoint.restore(self._state, self.model.variables, phase_model.optimizer.variables)
         return self.epochs_done
 

@@ -451,4 +451,9 @@ def test_each_stage_is_traced_once_not_once_per_epoch(monkeypatch):
         counts.append({name: traced.count(name) for name in traced})
     assert counts[0] == counts[1]
     assert set(counts[1]) == {"stage_1", "stage_2", "stage_3"}
-    assert max(counts[1].values()) <= 2  # a partial last batch may trace once more
+    if keras.backend.backend() == "tensorflow":
+        # Once: the stage's optimizer is built before `fit`, so TensorFlow
+        # does not trace the step again after its first trace built it.
+        assert set(counts[1].values()) == {1}
+    else:
+        assert max(counts[1].values()) <= 2  # JAX traces a partial last batch again
