@@ -327,6 +327,24 @@ def _print_table(results, anchor):
         )
 
 
+def _print_repeats(runs):
+    """Every run's wall time, in the order of the repeats, and the means."""
+    means = {}
+    for variant, results in runs.items():
+        walls = [r["wall_s"] for r in results if "wall_s" in r]
+        means[variant] = sum(walls) / len(walls) if walls else None
+    print()
+    print("| variant | wall s, each repeat | mean | mean / plain's mean |")
+    print("|---|---|---:|---:|")
+    for variant, results in runs.items():
+        walls = ", ".join(f"{r['wall_s']:.1f}" if "wall_s" in r else "failed" for r in results)
+        if means[variant] is None or means["plain"] is None:
+            print(f"| {variant} | {walls} | n/a | n/a |")
+            continue
+        print(f"| {variant} | {walls} | {means[variant]:.1f} "
+              f"| {means[variant] / means['plain']:.3f} |")
+
+
 def _caches(result):
     """Where the caches went, and the time their passes took."""
     placements = result.get("placements") or []
@@ -396,7 +414,7 @@ def main(argv=None):
         raise SystemExit(f"Unknown variants: {unknown}")
     if "plain" not in variants:
         variants.insert(0, "plain")
-    best = {}
+    best, runs = {}, {variant: [] for variant in variants}
     for repeat in range(args.repeats):
         # Each repeat starts one variant later, so that no variant always
         # runs first (or last) while the machine's speed drifts.
@@ -404,6 +422,7 @@ def main(argv=None):
         for variant in variants[shift:] + variants[:shift]:
             result = _spawn(args, variant)
             print(f"# {json.dumps(result)}", flush=True)
+            runs[variant].append(result)
             kept = best.get(variant)
             if kept is None or result.get("wall_s", 1e30) < kept.get("wall_s", 1e30):
                 best[variant] = result
@@ -413,6 +432,8 @@ def main(argv=None):
         raise SystemExit("The plain Keras anchor failed; see above.")
     print(f"\nplain Keras resolved jit_compile='auto' to {anchor.get('jit_compile')!r}")
     _print_table(results, anchor)
+    if args.repeats > 1:
+        _print_repeats(runs)
     _print_time_split(results)
 
 

@@ -656,9 +656,10 @@ def _fresh_memory(nbytes):
     """A new uint8 buffer of `nbytes`, its pages touched by one thread per core.
 
     The first write to each page of fresh memory traps to the operating
-    system (and on a virtual machine, to its host): touching them all from
-    several threads first takes a fraction of the time that one thread
-    writing the rows would spend on it.
+    system (and on a virtual machine, to its host). Touching the pages from
+    several threads first, then writing the rows, took about 0.6 of the time
+    of writing the rows alone on the benchmark's 2-core virtual machine
+    (`benchmarks/bench_fresh_memory.py`).
     """
     buffer = np.empty(nbytes, dtype=np.uint8)
     # At most one part per 64 MiB: a small buffer is not worth a thread.
