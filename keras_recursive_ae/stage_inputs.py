@@ -427,6 +427,9 @@ class StageInputCache:
         budget = FALLBACK_BUDGET if self.budget is None else self.budget
         return self._held_in_memory() + nbytes <= budget
 
+    def _nbytes(self, rows, row_shape):
+        return rows * math.prod(row_shape) * np.dtype(self.dtype).itemsize
+
     def _store_over(self, source, row_shape):
         """A store for the next cache in `source`'s memory, or `None`.
 
@@ -435,17 +438,17 @@ class StageInputCache:
         """
         if source.location != "memory" or None in row_shape:
             return None
-        nbytes = source.size * math.prod(row_shape) * np.dtype(self.dtype).itemsize
-        if nbytes > source.buffer.nbytes or not source.is_only_reader():
+        if self._nbytes(source.size, row_shape) > source.buffer.nbytes:
+            return None
+        if not source.is_only_reader():
             return None
         return _MemoryStore(source.size, row_shape, self.dtype, source.buffer)
 
     def _memory_store(self, capacity, row_shape):
         """A new in-memory store, with room for the run's largest rows if the budget allows."""
-        itemsize = np.dtype(self.dtype).itemsize
-        nbytes = capacity * math.prod(row_shape) * itemsize
+        nbytes = self._nbytes(capacity, row_shape)
         if self._largest_row is not None:
-            reserved = capacity * math.prod(self._largest_row) * itemsize
+            reserved = self._nbytes(capacity, self._largest_row)
             if reserved > nbytes and self._fits_in_memory(reserved):
                 return _MemoryStore(capacity, row_shape, self.dtype, reserve=reserved)
         if self._fits_in_memory(nbytes):
@@ -458,7 +461,7 @@ class StageInputCache:
             store = self._memory_store(capacity, row_shape)
             if store is not None:
                 return store
-            nbytes = capacity * math.prod(row_shape) * np.dtype(self.dtype).itemsize
+            nbytes = self._nbytes(capacity, row_shape)
             free = shutil.disk_usage(directory).free
             if nbytes > free:
                 raise OSError(

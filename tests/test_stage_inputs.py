@@ -267,7 +267,7 @@ def test_the_same_data_twice_in_a_stage_is_computed_once():
     assert cache._entries == {}
 
 
-def _chained_caches(cache, x, keep_a_batch=False, largest_row=None):
+def _chained_caches(cache, x, keep_a_batch=False):
     """Caches T_1, T_2, T_3 of a 3-level stack in turn, as greedy stages do.
 
     Returns, for each cache, the index of the earlier cache whose memory it
@@ -275,7 +275,7 @@ def _chained_caches(cache, x, keep_a_batch=False, largest_row=None):
     """
     stack = MirroredConvStack(filters=(4, 4, 4), input_shape=(16, 16, 3))
     buffers, written_over, contents, kept = [], [], [], None
-    with cache.run(largest_row):
+    with cache.run():
         for level in (1, 2, 3):
             with cache.inputs(stack.encoder_prefix(level), x, 8) as batches:
                 memory = getattr(batches._store, "buffer", None)
