@@ -37,6 +37,7 @@ python benchmarks/bench_training.py --profile            # where a step's time g
 
 import argparse
 import json
+import math
 import os
 import pathlib
 import platform
@@ -414,7 +415,7 @@ def main(argv=None):
         raise SystemExit(f"Unknown variants: {unknown}")
     if "plain" not in variants:
         variants.insert(0, "plain")
-    best, runs = {}, {variant: [] for variant in variants}
+    runs = {variant: [] for variant in variants}
     for repeat in range(args.repeats):
         # Each repeat starts one variant later, so that no variant always
         # runs first (or last) while the machine's speed drifts.
@@ -423,9 +424,7 @@ def main(argv=None):
             result = _spawn(args, variant)
             print(f"# {json.dumps(result)}", flush=True)
             runs[variant].append(result)
-            kept = best.get(variant)
-            if kept is None or result.get("wall_s", 1e30) < kept.get("wall_s", 1e30):
-                best[variant] = result
+    best = {v: min(rs, key=lambda r: r.get("wall_s", math.inf)) for v, rs in runs.items()}
     results = [best[v] for v in variants]
     anchor = best["plain"]
     if "wall_s" not in anchor:
