@@ -614,14 +614,13 @@ class _MemoryStore:
     path = None
 
     def __init__(self, capacity, row_shape, dtype, buffer=None, reserve=0):
-        shape = (capacity,) + tuple(row_shape)
-        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        self.row_shape = tuple(row_shape)
+        self.row_bytes = math.prod(self.row_shape) * np.dtype(dtype).itemsize
+        nbytes = capacity * self.row_bytes
         if buffer is None:
             buffer = _fresh_memory(max(nbytes, reserve))
         self.buffer = buffer
-        self.array = buffer[:nbytes].view(dtype).reshape(shape)
-        self.row_shape = tuple(row_shape)
-        self.row_bytes = math.prod(self.row_shape) * self.array.dtype.itemsize
+        self.array = buffer[:nbytes].view(dtype).reshape((capacity,) + self.row_shape)
         self.size = 0
 
     @property
