@@ -11,7 +11,13 @@ earlier child freed is as cold as a new stage's would be):
   (`reused`: what writing a cache over the one it is computed from costs);
 - `touched`: into a new buffer from `stage_inputs._fresh_memory`, which
   touches its pages from one thread per core first, as `StageInputCache`
-  does (the time includes the touching).
+  does (the time includes the touching);
+- `small_pages`: the same, in memory mapped with `MADV_NOHUGEPAGE` (Linux):
+  NumPy asks for transparent huge pages (2 MiB) for large arrays, and this
+  shows what that choice costs or saves at the first write.
+
+The `huge MiB` columns say how much of each array the kernel gave as huge
+pages (`AnonHugePages`).
 
 Usage (from the repository root):
 
@@ -23,6 +29,7 @@ python benchmarks/bench_fresh_memory.py --gib 0.5 --rounds 5
 
 import argparse
 import json
+import mmap
 import os
 import pathlib
 import platform
@@ -36,7 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--gib", type=float, default=1.0, help="size of the array")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pause", type=float, default=20.0, help="seconds between rounds")
-    parser.add_argument("--child", choices=("fresh", "touched"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=("fresh", "touched", "small_pages"), help=argparse.SUPPRESS
+    )
     return parser.parse_args(argv)
 
 
@@ -44,20 +53,35 @@ def run_child(args):
     import numpy as np
 
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-    from keras_recursive_ae.stage_inputs import _fresh_memory
+    from keras_recursive_ae.stage_inputs import _fresh_memory, _touch_pages
 
     nbytes = int(args.gib * 2**30) // 4 * 4
     start = time.perf_counter()
     if args.child == "fresh":
         array = np.empty(nbytes // 4, dtype=np.float32)
-    else:
+    elif args.child == "touched":
         array = _fresh_memory(nbytes).view(np.float32)
+    else:
+        memory = mmap.mmap(-1, nbytes)
+        memory.madvise(mmap.MADV_NOHUGEPAGE)
+        buffer = np.frombuffer(memory, dtype=np.uint8)
+        _touch_pages(buffer)
+        array = buffer.view(np.float32)
     array[:] = 1.0
     first = time.perf_counter() - start
     start = time.perf_counter()
     array[:] = 2.0
     again = time.perf_counter() - start
-    print(json.dumps({"first_s": first, "again_s": again}))
+    print(json.dumps({"first_s": first, "again_s": again, "huge_mib": _huge_mib()}))
+
+
+def _huge_mib():
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("AnonHugePages"))
+    except (OSError, StopIteration):
+        return float("nan")
+    return kib / 1024
 
 
 def _child(args, method):
@@ -74,12 +98,15 @@ def main(argv=None):
     print(f"# machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}")
     print(f"# command: {' '.join(['python'] + sys.argv)}")
     print()
-    print(f"| round | fresh {args.gib:g} GiB s | touched first s | reused s | fresh / touched |")
-    print("|---:|---:|---:|---:|---:|")
+    print(f"| round | fresh {args.gib:g} GiB s | touched first s | small pages, touched first s "
+          "| reused s | fresh / touched | huge MiB: fresh, touched, small pages |")
+    print("|---:|---:|---:|---:|---:|---:|---|")
     for round_ in range(1, args.rounds + 1):
-        fresh, touched = _child(args, "fresh"), _child(args, "touched")
+        fresh, touched, small = (_child(args, c) for c in ("fresh", "touched", "small_pages"))
         print(f"| {round_} | {fresh['first_s']:.2f} | {touched['first_s']:.2f} "
-              f"| {fresh['again_s']:.2f} | {fresh['first_s'] / touched['first_s']:.1f} |",
+              f"| {small['first_s']:.2f} | {fresh['again_s']:.2f} "
+              f"| {fresh['first_s'] / touched['first_s']:.1f} "
+              f"| {fresh['huge_mib']:.0f}, {touched['huge_mib']:.0f}, {small['huge_mib']:.0f} |",
               flush=True)
 
 

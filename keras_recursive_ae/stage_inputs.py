@@ -664,15 +664,20 @@ def _fresh_memory(nbytes):
     (`benchmarks/bench_fresh_memory.py`).
     """
     buffer = np.empty(nbytes, dtype=np.uint8)
+    _touch_pages(buffer)
+    return buffer
+
+
+def _touch_pages(buffer):
+    """Writes to every page of the uint8 array `buffer`, from one thread per core."""
     # At most one part per 64 MiB: a small buffer is not worth a thread.
-    parts = np.array_split(buffer, min(os.cpu_count() or 1, 1 + nbytes // 2**26))
+    parts = np.array_split(buffer, min(os.cpu_count() or 1, 1 + buffer.nbytes // 2**26))
     threads = [threading.Thread(target=_touch, args=(part,)) for part in parts[1:]]
     for thread in threads:
         thread.start()
     _touch(parts[0])
     for thread in threads:
         thread.join()
-    return buffer
 
 
 def _touch(part):
