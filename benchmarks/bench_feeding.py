@@ -14,6 +14,9 @@ bare `tf.function` loop over slices of a tensor, with no input pipeline.
 - `tf_dataset`: the same batches through `stage_inputs.as_tf_dataset`
   (a `tf.data` pipeline calling it with `tf.numpy_function`), what the
   trainer hands to `fit` on TensorFlow.
+- `tf_gather`: the same batches gathered by TensorFlow itself, with no
+  Python per batch: the array converted to one tensor, and a `tf.data`
+  pipeline mapping batch `i` to `tf.gather` of its rows.
 - `bare_loop`: the floor described above.
 
 Each variant trains a fresh stage model for `--epochs` epochs over
@@ -40,7 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["KERAS_BACKEND"] = "tensorflow"
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-VARIANTS = ("bare_loop", "array", "pydataset", "tf_dataset")
+VARIANTS = ("bare_loop", "array", "pydataset", "tf_dataset", "tf_gather")
 
 
 def parse_args(argv=None):
@@ -101,6 +104,17 @@ def main(argv=None):
         float(loss)
         return time.perf_counter() - start
 
+    def gathered(batches, x):
+        # The same rows as `batches`: row numbers read through the same order.
+        numbers = SeededBatches(np.arange(len(x)), batch, seed=batches.seed, shuffle=True,
+                                first_epoch=0, epochs=args.epochs)
+        rows = tf.ragged.constant([numbers[i] for i in range(len(numbers))])
+        tensor = tf.convert_to_tensor(x)
+        options = tf.data.Options()
+        options.autotune.enabled = False  # as `as_tf_dataset`
+        dataset = tf.data.Dataset.range(len(numbers)).map(lambda i: tf.gather(tensor, rows[i]))
+        return dataset.prefetch(2).with_options(options)
+
     def with_fit(level, x, variant):
         model = stage_model(level)
         start = time.perf_counter()
@@ -112,6 +126,8 @@ def main(argv=None):
             per_epoch = data.batches_per_epoch
             if variant == "tf_dataset":
                 data = as_tf_dataset(data)
+            elif variant == "tf_gather":
+                data = gathered(data, x)
             model.fit(data, epochs=args.epochs, steps_per_epoch=per_epoch, shuffle=False,
                       verbose=0)
         return time.perf_counter() - start
