@@ -3,7 +3,7 @@
 A stage cache is written row by row into a large NumPy array. The first
 write to each page of a fresh allocation makes the operating system hand out
 (and zero) that page; on some virtual machines the host must also back it.
-Each round writes `--gib` GiB of float32, in two child processes of their
+Each round writes `--gib` GiB of float32, in three child processes of their
 own, each after `--pause` seconds without allocating (so that memory an
 earlier child freed is as cold as a new stage's would be):
 
@@ -63,7 +63,8 @@ def run_child(args):
         array = _fresh_memory(nbytes).view(np.float32)
     else:
         memory = mmap.mmap(-1, nbytes)
-        memory.madvise(mmap.MADV_NOHUGEPAGE)
+        if hasattr(mmap, "MADV_NOHUGEPAGE"):  # Linux only
+            memory.madvise(mmap.MADV_NOHUGEPAGE)
         buffer = np.frombuffer(memory, dtype=np.uint8)
         _touch_pages(buffer)
         array = buffer.view(np.float32)
