@@ -106,8 +106,8 @@ def main(argv=None):
 
     def gathered(batches, x):
         # The same rows as `batches`: row numbers read through the same order.
-        numbers = SeededBatches(np.arange(len(x)), batch, seed=batches.seed, shuffle=True,
-                                first_epoch=0, epochs=args.epochs)
+        numbers = SeededBatches(np.arange(len(x)), batches.batch_size, batches.seed,
+                                batches.shuffle, batches.first_epoch, batches.epochs)
         rows = tf.ragged.constant([numbers[i] for i in range(len(numbers))])
         tensor = tf.convert_to_tensor(x)
         options = tf.data.Options()
