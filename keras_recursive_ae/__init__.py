@@ -1,7 +1,8 @@
 """Layer-wise ("recursive") training of symmetric autoencoders for Keras 3."""
 
-from keras_recursive_ae import lfw, metrics
-from keras_recursive_ae.lfw import LFWSplits, load_lfw
+import importlib
+
+from keras_recursive_ae import metrics
 from keras_recursive_ae.metrics import (
     PSNR,
     SSIM,
@@ -39,3 +40,20 @@ __all__ = [
     "ssim",
     "sum_squared_error",
 ]
+
+# The LFW loader imports TensorFlow (for `tf.data`): it loads on first use, so
+# that `import keras_recursive_ae` under JAX or PyTorch does not import it.
+_LAZY = {"lfw": None, "LFWSplits": "lfw", "load_lfw": "lfw"}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module("keras_recursive_ae.lfw")
+    value = module if _LAZY[name] is None else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
