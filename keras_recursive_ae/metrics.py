@@ -109,9 +109,7 @@ def _ssim(y_true, y_pred, max_val):
         ],
         axis=-1,
     )
-    moments = ops.depthwise_conv(
-        stacked, kernel, padding="valid", data_format="channels_last"
-    )
+    moments = ops.depthwise_conv(stacked, kernel, padding="valid", data_format="channels_last")
     mu_x, mu_y, e_xx, e_yy, e_xy = ops.split(moments, 5, axis=-1)
     c1 = (_SSIM_K1 * max_val) ** 2
     c2 = (_SSIM_K2 * max_val) ** 2
@@ -119,20 +117,14 @@ def _ssim(y_true, y_pred, max_val):
     mu_xx_yy = ops.square(mu_x) + ops.square(mu_y)
     luminance = (2.0 * mu_xy + c1) / (mu_xx_yy + c1)
     # Population (not sample) covariances, as `tf.image.ssim`.
-    contrast_structure = (2.0 * (e_xy - mu_xy) + c2) / (
-        (e_xx + e_yy - mu_xx_yy) + c2
-    )
+    contrast_structure = (2.0 * (e_xy - mu_xy) + c2) / ((e_xx + e_yy - mu_xx_yy) + c2)
     return ops.mean(luminance * contrast_structure, axis=(1, 2, 3))
 
 
 def _laplacian_variance(images):
     grey = ops.mean(images, axis=-1, keepdims=True)
-    kernel = ops.convert_to_tensor(
-        _LAPLACIAN[:, :, None, None], dtype=images.dtype
-    )
-    edges = ops.depthwise_conv(
-        grey, kernel, padding="valid", data_format="channels_last"
-    )
+    kernel = ops.convert_to_tensor(_LAPLACIAN[:, :, None, None], dtype=images.dtype)
+    edges = ops.depthwise_conv(grey, kernel, padding="valid", data_format="channels_last")
     return ops.var(edges, axis=(1, 2, 3))
 
 
@@ -147,9 +139,12 @@ def _check_sharpness_size(y_true):
 
 
 def _sharpness_ratio(y_true, y_pred, epsilon):
-    return (_laplacian_variance(y_pred) + epsilon) / (
-        _laplacian_variance(y_true) + epsilon
-    )
+    return (_laplacian_variance(y_pred) + epsilon) / (_laplacian_variance(y_true) + epsilon)
+
+
+def _checked_sharpness_ratio(y_true, y_pred, epsilon):
+    _check_sharpness_size(y_true)
+    return _sharpness_ratio(y_true, y_pred, epsilon)
 
 
 def _to_float_tensors(y_true, y_pred):
@@ -313,20 +308,19 @@ def sharpness_ratio(y_true, y_pred, epsilon=1e-8):
     return ops.convert_to_numpy(_sharpness_ratio(y_true, y_pred, epsilon))
 
 
-class _MeanPerImageMetric(keras.metrics.Metric):
-    """Sample-weighted mean of a per-image value over all images seen."""
+class _MeanPerImageMetric(keras.metrics.MeanMetricWrapper):
+    """Sample-weighted mean of a per-image value over all images seen.
 
-    def __init__(self, name, dtype=None):
-        super().__init__(name=name, dtype=dtype)
-        self.total = self.add_variable(
-            shape=(), initializer="zeros", dtype=self.dtype, name="total"
-        )
-        self.count = self.add_variable(
-            shape=(), initializer="zeros", dtype=self.dtype, name="count"
-        )
+    `keras.metrics.MeanMetricWrapper` keeps the running mean; this class
+    casts the images to the metric's dtype, checks their shapes, and gives
+    a scalar sample weight to every image (`Mean` alone would weigh the
+    batch's mean once).
+    The per-image function is fixed by each subclass, so the config holds
+    the subclass's own arguments rather than the function.
+    """
 
-    def _per_image(self, y_true, y_pred):
-        raise NotImplementedError
+    def __init__(self, fn, name, dtype=None, **kwargs):
+        super().__init__(fn, name=name, dtype=dtype, **kwargs)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Accumulates the per-image values of one batch.
@@ -341,19 +335,15 @@ class _MeanPerImageMetric(keras.metrics.Metric):
         y_true = ops.convert_to_tensor(y_true, dtype=self.dtype)
         y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
         _check_images(y_true, y_pred)
-        values = self._per_image(y_true, y_pred)
-        if sample_weight is None:
-            weights = ops.ones_like(values)
-        else:
-            weights = ops.convert_to_tensor(sample_weight, dtype=self.dtype)
-            if len(weights.shape) > 1:
-                weights = ops.reshape(weights, (-1,))
-            weights = ops.broadcast_to(weights, ops.shape(values))
-        self.total.assign_add(ops.sum(values * weights))
-        self.count.assign_add(ops.sum(weights))
+        if sample_weight is not None:
+            sample_weight = ops.convert_to_tensor(sample_weight, dtype=self.dtype)
+            if len(sample_weight.shape) == 0:
+                # `Mean` would weigh the batch's mean once; weigh every image.
+                sample_weight = sample_weight * ops.ones_like(y_true[:, 0, 0, 0])
+        return super().update_state(y_true, y_pred, sample_weight=sample_weight)
 
-    def result(self):
-        return ops.divide_no_nan(self.total, self.count)
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -395,18 +385,16 @@ class SumSquaredError(_MeanPerImageMetric):
     """
 
     def __init__(self, name="sum_squared_error", dtype=None):
-        super().__init__(name=name, dtype=dtype)
-
-    def _per_image(self, y_true, y_pred):
-        return _sum_squared_error(y_true, y_pred)
+        super().__init__(_sum_squared_error, name=name, dtype=dtype)
 
 
 class _RangeMetric(_MeanPerImageMetric):
     """A per-image metric of images whose values span `max_val`."""
 
-    def __init__(self, max_val, name, dtype=None):
-        super().__init__(name=name, dtype=dtype)
-        self.max_val = _check_positive("max_val", max_val)
+    def __init__(self, fn, max_val, name, dtype=None):
+        max_val = _check_positive("max_val", max_val)
+        super().__init__(fn, name=name, dtype=dtype, max_val=max_val)
+        self.max_val = max_val
 
     def get_config(self):
         return {**super().get_config(), "max_val": self.max_val}
@@ -438,10 +426,7 @@ class PSNR(_RangeMetric):
     """
 
     def __init__(self, max_val=1.0, name="psnr", dtype=None):
-        super().__init__(max_val, name=name, dtype=dtype)
-
-    def _per_image(self, y_true, y_pred):
-        return _psnr(y_true, y_pred, self.max_val)
+        super().__init__(_psnr, max_val, name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -473,10 +458,7 @@ class SSIM(_RangeMetric):
     """
 
     def __init__(self, max_val=1.0, name="ssim", dtype=None):
-        super().__init__(max_val, name=name, dtype=dtype)
-
-    def _per_image(self, y_true, y_pred):
-        return _ssim(y_true, y_pred, self.max_val)
+        super().__init__(_ssim, max_val, name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -508,12 +490,9 @@ class SharpnessRatio(_MeanPerImageMetric):
     """
 
     def __init__(self, epsilon=1e-8, name="sharpness_ratio", dtype=None):
-        super().__init__(name=name, dtype=dtype)
-        self.epsilon = _check_positive("epsilon", epsilon)
-
-    def _per_image(self, y_true, y_pred):
-        _check_sharpness_size(y_true)
-        return _sharpness_ratio(y_true, y_pred, self.epsilon)
+        epsilon = _check_positive("epsilon", epsilon)
+        super().__init__(_checked_sharpness_ratio, name=name, dtype=dtype, epsilon=epsilon)
+        self.epsilon = epsilon
 
     def get_config(self):
         base_config = super().get_config()

@@ -5,18 +5,19 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import given
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keras_recursive_ae.metrics import PSNR
-from keras_recursive_ae.metrics import SSIM
-from keras_recursive_ae.metrics import SharpnessRatio
-from keras_recursive_ae.metrics import SumSquaredError
-from keras_recursive_ae.metrics import psnr
-from keras_recursive_ae.metrics import sharpness_ratio
-from keras_recursive_ae.metrics import ssim
-from keras_recursive_ae.metrics import sum_squared_error
+from keras_recursive_ae.metrics import (
+    PSNR,
+    SSIM,
+    SharpnessRatio,
+    SumSquaredError,
+    psnr,
+    sharpness_ratio,
+    ssim,
+    sum_squared_error,
+)
 
 
 def _images(shape, seed=0):
@@ -26,9 +27,7 @@ def _images(shape, seed=0):
 def _smooth_images(shape, seed=0):
     # Natural-ish images: smooth gradients plus texture, not white noise.
     n, h, w, c = shape
-    yy, xx = np.meshgrid(
-        np.linspace(0, 1, h), np.linspace(0, 1, w), indexing="ij"
-    )
+    yy, xx = np.meshgrid(np.linspace(0, 1, h), np.linspace(0, 1, w), indexing="ij")
     base = 0.5 + 0.3 * np.sin(6 * xx + 4 * yy)[None, :, :, None]
     noise = 0.15 * _images(shape, seed)
     return np.clip(base + noise, 0, 1).astype("float32")
@@ -36,20 +35,12 @@ def _smooth_images(shape, seed=0):
 
 def _degrade(x, seed=1):
     rng = np.random.default_rng(seed)
-    return np.clip(x + 0.1 * rng.standard_normal(x.shape), 0, 1).astype(
-        "float32"
-    )
+    return np.clip(x + 0.1 * rng.standard_normal(x.shape), 0, 1).astype("float32")
 
 
 def _laplacian_variance(x):
     g = x.astype("float64").mean(axis=-1)
-    lap = (
-        g[:, :-2, 1:-1]
-        + g[:, 2:, 1:-1]
-        + g[:, 1:-1, :-2]
-        + g[:, 1:-1, 2:]
-        - 4 * g[:, 1:-1, 1:-1]
-    )
+    lap = g[:, :-2, 1:-1] + g[:, 2:, 1:-1] + g[:, 1:-1, :-2] + g[:, 1:-1, 2:] - 4 * g[:, 1:-1, 1:-1]
     return lap.reshape(len(x), -1).var(axis=1)
 
 
@@ -60,12 +51,8 @@ def _laplacian_variance(x):
 def test_constant_difference(d):
     x = np.full((3, 8, 6, 3), 0.0, "float32")
     y = x + d
-    np.testing.assert_allclose(
-        sum_squared_error(x, y), [8 * 6 * 3 * d**2] * 3, rtol=1e-6
-    )
-    np.testing.assert_allclose(
-        psnr(x, y), [10 * math.log10(1 / d**2)] * 3, rtol=1e-5, atol=1e-5
-    )
+    np.testing.assert_allclose(sum_squared_error(x, y), [8 * 6 * 3 * d**2] * 3, rtol=1e-6)
+    np.testing.assert_allclose(psnr(x, y), [10 * math.log10(1 / d**2)] * 3, rtol=1e-5, atol=1e-5)
 
 
 def test_psnr_max_val():
@@ -102,17 +89,13 @@ def test_sum_squared_error_matches_numpy():
 def test_psnr_matches_tf_image():
     x = _smooth_images((4, 20, 20, 3))
     y = _degrade(x)
-    np.testing.assert_allclose(
-        psnr(x, y), tf.image.psnr(x, y, 1.0).numpy(), rtol=1e-5
-    )
+    np.testing.assert_allclose(psnr(x, y), tf.image.psnr(x, y, 1.0).numpy(), rtol=1e-5)
 
 
 # SSIM against references.
 
 
-@pytest.mark.parametrize(
-    "shape", [(3, 32, 40, 3), (2, 11, 11, 1), (2, 25, 25, 1), (1, 64, 48, 3)]
-)
+@pytest.mark.parametrize("shape", [(3, 32, 40, 3), (2, 11, 11, 1), (2, 25, 25, 1), (1, 64, 48, 3)])
 def test_ssim_matches_tf_image_ssim(shape):
     x = _smooth_images(shape)
     y = _degrade(x)
@@ -143,9 +126,7 @@ def test_ssim_matches_skimage(shape):
 def test_ssim_max_val_scales():
     x = _smooth_images((2, 16, 16, 3))
     y = _degrade(x)
-    np.testing.assert_allclose(
-        ssim(255 * x, 255 * y, max_val=255), ssim(x, y), atol=1e-4
-    )
+    np.testing.assert_allclose(ssim(255 * x, 255 * y, max_val=255), ssim(x, y), atol=1e-4)
 
 
 def test_ssim_small_images_shrink_the_window():
@@ -174,9 +155,7 @@ def test_ssim_tiny_images_are_finite(size):
 def test_ssim_orders_degradations():
     x = _smooth_images((2, 32, 32, 3))
     mild = _degrade(x, seed=1)
-    strong = np.clip(
-        x + 0.4 * np.random.default_rng(2).standard_normal(x.shape), 0, 1
-    )
+    strong = np.clip(x + 0.4 * np.random.default_rng(2).standard_normal(x.shape), 0, 1)
     assert np.all(ssim(x, mild) > ssim(x, strong))
 
 
@@ -200,9 +179,7 @@ def test_sharpness_blur_lowers_and_noise_raises():
 def test_sharpness_uses_grey_level_image():
     # Channels swapped: same grey image, so same sharpness.
     x = _smooth_images((2, 16, 16, 3))
-    np.testing.assert_allclose(
-        sharpness_ratio(x, x[..., ::-1]), [1, 1], rtol=1e-5
-    )
+    np.testing.assert_allclose(sharpness_ratio(x, x[..., ::-1]), [1, 1], rtol=1e-5)
 
 
 def test_sharpness_flat_images_are_guarded():
@@ -219,9 +196,7 @@ def test_sharpness_flat_images_are_guarded():
 def test_rank_errors(fn):
     with pytest.raises(ValueError, match=re.escape("y_true.shape=(4, 4, 3)")):
         fn(np.zeros((4, 4, 3)), np.zeros((4, 4, 3)))
-    with pytest.raises(
-        ValueError, match=re.escape("y_pred.shape=(1, 2, 4, 4, 3)")
-    ):
+    with pytest.raises(ValueError, match=re.escape("y_pred.shape=(1, 2, 4, 4, 3)")):
         fn(np.zeros((1, 4, 4, 3)), np.zeros((1, 2, 4, 4, 3)))
 
 
@@ -252,9 +227,7 @@ def test_epsilon_and_size_errors():
     with pytest.raises(ValueError, match=re.escape("epsilon=-1")):
         SharpnessRatio(epsilon=-1)
     small = np.zeros((1, 2, 5, 1))
-    with pytest.raises(
-        ValueError, match=re.escape("y_true.shape=(1, 2, 5, 1)")
-    ):
+    with pytest.raises(ValueError, match=re.escape("y_true.shape=(1, 2, 5, 1)")):
         sharpness_ratio(small, small)
 
 
@@ -358,3 +331,14 @@ def test_metrics_in_compiled_model_and_saved_model(tmp_path):
     again = restored.evaluate(x, x, batch_size=4, verbose=0, return_dict=True)
     for key, value in results.items():
         np.testing.assert_allclose(again[key], value, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls, fn, kwargs", METRICS)
+def test_metric_is_a_keras_mean_metric_wrapper(cls, fn, kwargs):
+    metric = cls(**kwargs)
+    assert isinstance(metric, keras.metrics.MeanMetricWrapper)
+    assert sorted(v.name for v in metric.variables) == ["count", "total"]
+    x = _smooth_images((2, 16, 16, 3), 3)
+    metric.update_state(x, _degrade(x, 1))
+    state = {v.name: float(keras.ops.convert_to_numpy(v)) for v in metric.variables}
+    assert state["count"] == 2.0  # one per image
