@@ -165,14 +165,29 @@ class MirroredConvStack(SymmetricAutoencoder):
         )
 
     @classmethod
-    def paper(cls, input_shape=(128, 128, 3), base_filters=16, **kwargs):
-        """The architecture of Ray & Hannon (2022) for 128x128 LFW faces.
+    def paper(cls, input_shape=(128, 128, 3), base_filters=16, depth=None, **kwargs):
+        """The architecture of Ray & Hannon (2022), at any image size.
 
-        Seven levels of stride-2 "same" convolutions with SELU, kernel 5 at
-        level 1 and 3 elsewhere, filters doubling from `base_filters` (16:
-        16, 32, ..., 1024); the decoder mirrors it with `Conv2DTranspose`
-        and ends in 3 filters with a sigmoid. Any other argument of
-        `MirroredConvStack` (e.g. `normalization="shared"`) can be given.
+        Stride-2 "same" convolutions with SELU, kernel 5 at level 1 and 3
+        elsewhere, filters doubling from `base_filters`; the decoder mirrors
+        it with `Conv2DTranspose` and ends in the input's channels with a
+        sigmoid. At the paper's 128x128x3 faces this is its network: 7
+        levels, 16 to 1024 filters, a 1x1x1024 code. This is the one
+        definition of the preset: the LFW experiment runner, the quickstart
+        and the guides all build it here.
+
+        Args:
+            input_shape: `(height, width, channels)` of one image. Defaults
+                to the paper's `(128, 128, 3)`.
+            base_filters: Filters of level 1, doubling at every level.
+                Defaults to `16` (the paper's).
+            depth: Optional number of levels. Defaults to `None`: enough
+                levels to bring the smaller side down to 1 (each level
+                halves it, rounding up), at most 7: 7 at 128x128, 5 at
+                32x32 and at 25x25, 4 at 16x16.
+            **kwargs: Any other argument of `MirroredConvStack` (e.g.
+                `normalization="shared"`, `activation="relu"`), overriding
+                the preset's.
 
         Example:
 
@@ -181,9 +196,17 @@ class MirroredConvStack(SymmetricAutoencoder):
 
         stack = MirroredConvStack.paper()          # 128x128x3 -> 1x1x1024
         stack = MirroredConvStack.paper(normalization="shared")
+        small = MirroredConvStack.paper(input_shape=(32, 32, 3))
+        small.shapes[-1]                           # (1, 1, 256): 5 levels
         ```
         """
-        depth = 7
+        if depth is None:
+            shape = input_shape if isinstance(input_shape, (tuple, list)) else ()
+            side = min(shape[:2], default=None)
+            if isinstance(side, int) and not isinstance(side, bool) and side >= 1:
+                depth = max(1, min(7, math.ceil(math.log2(side))))
+            else:  # The constructor reports the invalid `input_shape`.
+                depth = 7
         options = {
             "kernel_sizes": [5] + [3] * (depth - 1),
             "strides": 2,
@@ -193,7 +216,8 @@ class MirroredConvStack(SymmetricAutoencoder):
         }
         options.update(kwargs)
         return cls(
-            filters=[base_filters * 2**k for k in range(depth)],
+            base_filters=base_filters,
+            depth=depth,
             input_shape=input_shape,
             **options,
         )
