@@ -1,16 +1,17 @@
-"""The LFW reference experiment (`keras_recursive_ae.lfw_faces`)."""
+"""The LFW reference experiment (`keras_recursive_ae.experiments.lfw`)."""
 
 import json
 import math
 import re
 
+import keras
 import numpy as np
 import pytest
 
-from keras_recursive_ae import MirroredConvStack
-from keras_recursive_ae import lfw_faces
-from keras_recursive_ae import metrics
-from keras_recursive_ae.lfw_faces import CONFIGURATIONS
+from keras_recursive_ae import MirroredConvStack, metrics
+from keras_recursive_ae.experiments import lfw as experiment
+from keras_recursive_ae.experiments.lfw import scores
+from keras_recursive_ae.experiments.lfw.configurations import CONFIGURATIONS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -43,9 +44,12 @@ def test_configurations_are_the_papers_eight_its_two_vaes_and_two_more():
     paper = {n: c.paper_error for n, c in CONFIGURATIONS.items() if c.paper_error is not None}
     assert paper == PAPER_TABLE_1
     for name, c in CONFIGURATIONS.items():
-        assert c.schedule == {"stacked": "end_to_end", "recursive": "greedy", "joint": "joint"}[
-            name.split("_")[0]
-        ]
+        assert (
+            c.schedule
+            == {"stacked": "end_to_end", "recursive": "greedy", "joint": "joint"}[
+                name.split("_")[0]
+            ]
+        )
         assert c.variational == name.endswith("_vae")
         assert c.fine_tune == (name == "recursive_fine_tune")
         assert c.activation == ("relu" if name.endswith("_relu") else "selu")
@@ -70,44 +74,47 @@ def test_configurations_are_the_papers_eight_its_two_vaes_and_two_more():
     ],
 )
 def test_select_configurations_expands_groups_in_canonical_order(names, expected):
-    assert [c.name for c in lfw_faces.select_configurations(names)] == expected
+    assert [c.name for c in experiment.select_configurations(names)] == expected
 
 
 def test_select_configurations_rejects_unknown_and_empty_names():
     with pytest.raises(ValueError, match="Received: 'recursive_typo'"):
-        lfw_faces.select_configurations(["recursive,recursive_typo"])
+        experiment.select_configurations(["recursive,recursive_typo"])
     with pytest.raises(ValueError, match="at least one name"):
-        lfw_faces.select_configurations([" , "])
+        experiment.select_configurations([" , "])
 
 
 # ---------------------------------------------------------------------------
 # Architecture
 
 
-@pytest.mark.parametrize("size, depth", [(1, 1), (2, 1), (3, 2), (16, 4), (25, 5), (32, 5),
-                                         (64, 6), (128, 7), (250, 7)])
-def test_default_depth_reaches_a_one_by_one_code_up_to_the_papers_seven_levels(size, depth):
-    assert lfw_faces.default_depth(size) == depth
-
-
-@pytest.mark.parametrize("size", [0, -3, 2.0, True, None])
-def test_default_depth_rejects_non_positive_integers(size):
-    with pytest.raises(ValueError, match=re.escape(f"image_size={size!r}")):
-        lfw_faces.default_depth(size)
+@pytest.mark.parametrize(
+    "size, depth", [(1, 1), (2, 1), (3, 2), (16, 4), (25, 5), (32, 5), (64, 6), (128, 7), (250, 7)]
+)
+def test_paper_preset_reaches_a_one_by_one_code_up_to_the_papers_seven_levels(size, depth):
+    # One definition for the runner, the quickstart and the guides: log2
+    # rounded up, so a 25x25 face gets 5 levels (13, 7, 4, 2, 1).
+    stack = MirroredConvStack.paper(input_shape=(size, size, 3))
+    assert len(stack.filters) == depth
+    assert stack.shapes[-1][:2] == ((1, 1) if size <= 128 else (2, 2))
+    built = experiment.build_autoencoder(CONFIGURATIONS["recursive"], (size, size, 3))
+    assert built.get_config() == stack.get_config()
 
 
 @pytest.mark.parametrize("name", ["recursive", "stacked_shared_bn"])
 def test_build_autoencoder_at_128_is_the_papers_preset(name):
     configuration = CONFIGURATIONS[name]
-    stack = lfw_faces.build_autoencoder(configuration, (128, 128, 3))
+    stack = experiment.build_autoencoder(configuration, (128, 128, 3))
     paper = MirroredConvStack.paper(normalization=configuration.normalization)
     assert stack.get_config() == paper.get_config()
     assert stack.shapes[-1] == (1, 1, 1024)
 
 
 def test_build_autoencoder_scales_the_architecture_and_applies_the_configuration():
-    stack = lfw_faces.build_autoencoder(
-        CONFIGURATIONS["recursive_shared_bn_relu"], (32, 32, 3), base_filters=4,
+    stack = experiment.build_autoencoder(
+        CONFIGURATIONS["recursive_shared_bn_relu"],
+        (32, 32, 3),
+        base_filters=4,
         decoder_statistics="batch",
     )
     assert stack.shapes == [(32, 32, 3), (16, 16, 4), (8, 8, 8), (4, 4, 16), (2, 2, 32), (1, 1, 64)]
@@ -117,25 +124,23 @@ def test_build_autoencoder_scales_the_architecture_and_applies_the_configuration
     assert config["decoder_statistics"] == "batch"
     assert config["kernel_sizes"] == [[5, 5]] + [[3, 3]] * 4
     assert config["output_activation"] == "sigmoid"
-    odd = lfw_faces.build_autoencoder(CONFIGURATIONS["stacked"], (25, 25, 1), base_filters=2, depth=2)
+    odd = experiment.build_autoencoder(
+        CONFIGURATIONS["stacked"], (25, 25, 1), base_filters=2, depth=2
+    )
     assert odd.shapes == [(25, 25, 1), (13, 13, 2), (7, 7, 4)]
-    for built in (stack, odd):
-        assert lfw_faces._level_shapes(built.input_shape, built.filters[0], len(built.filters)) == (
-            built.shapes
-        )
 
 
 @pytest.mark.parametrize(
     "name, rebuilt_values", [("recursive_vae", 2 * 2 * 16), ("stacked_vae", 16 * 16 * 3)]
 )
 def test_vae_code_matches_the_plain_code_and_kl_weighs_per_rebuilt_value(name, rebuilt_values):
-    stack = lfw_faces.build_autoencoder(CONFIGURATIONS[name], (16, 16, 3), base_filters=4)
+    stack = experiment.build_autoencoder(CONFIGURATIONS[name], (16, 16, 3), base_filters=4)
     config = stack.get_config()
     assert config["variational"] is True
     assert config["latent_dim"] == 1 * 1 * 32  # T_4 of the plain stack: 1x1x32
     assert config["kl_weight"] == pytest.approx(1 / rebuilt_values)
     assert stack.shapes[-1] == (32,)
-    given = lfw_faces.build_autoencoder(
+    given = experiment.build_autoencoder(
         CONFIGURATIONS[name], (16, 16, 3), base_filters=4, latent_dim=5, kl_weight=0.25
     )
     assert (given.get_config()["latent_dim"], given.get_config()["kl_weight"]) == (5, 0.25)
@@ -147,7 +152,7 @@ def test_vae_code_matches_the_plain_code_and_kl_weighs_per_rebuilt_value(name, r
 
 def test_evaluate_reconstructions_agrees_with_hand_computed_values():
     images = np.zeros((2, 8, 8, 3), dtype="float32")
-    scores = lfw_faces.evaluate_reconstructions(images, images + 0.5)
+    scores = experiment.evaluate_reconstructions(images, images + 0.5)
     assert scores["sum_squared_error"] == pytest.approx(8 * 8 * 3 * 0.25)
     assert scores["psnr"] == pytest.approx(10 * math.log10(1 / 0.25), rel=1e-5)
     # A constant offset keeps the structure but not the luminance.
@@ -158,7 +163,7 @@ def test_evaluate_reconstructions_agrees_with_hand_computed_values():
     rng = np.random.default_rng(0)
     x = rng.random((3, 16, 16, 3)).astype("float32")
     y = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1).astype("float32")
-    scores = lfw_faces.evaluate_reconstructions(x, y)
+    scores = experiment.evaluate_reconstructions(x, y)
     assert scores["ssim"] == pytest.approx(float(metrics.ssim(x, y).mean()))
     assert scores["sharpness_ratio"] == pytest.approx(float(metrics.sharpness_ratio(x, y).mean()))
     assert all(isinstance(v, float) for v in scores.values())
@@ -176,35 +181,58 @@ def test_evaluate_reconstructions_agrees_with_hand_computed_values():
     ],
 )
 def test_epochs_column_says_how_many_epochs_each_stage_ran(stages, text):
-    assert lfw_faces._format_epochs(lfw_faces._epochs_by_stage(stages)) == text
+    assert scores.format_epochs(scores.epochs_by_stage(stages)) == text
 
 
 def _fake_results(image_shape, configurations=("stacked", "recursive")):
     entries = []
     for i, name in enumerate(configurations):
-        entries.append({
-            "name": name,
-            "description": CONFIGURATIONS[name].description,
-            "metrics": {"sum_squared_error": 123.456 + i, "psnr": 20.123, "ssim": 0.71234,
-                        "sharpness_ratio": None if i else 0.8766},
-            "train_seconds": 12.345,
-            "epochs_by_stage": [["end_to_end", 3]] if i == 0 else [[1, 3], [2, 3]],
-            "paper_sum_squared_error": CONFIGURATIONS[name].paper_error,
-        })
+        entries.append(
+            {
+                "name": name,
+                "description": CONFIGURATIONS[name].description,
+                "metrics": {
+                    "sum_squared_error": 123.456 + i,
+                    "psnr": 20.123,
+                    "ssim": 0.71234,
+                    "sharpness_ratio": None if i else 0.8766,
+                },
+                "train_seconds": 12.345,
+                "epochs_by_stage": [["end_to_end", 3]] if i == 0 else [[1, 3], [2, 3]],
+                "paper_sum_squared_error": CONFIGURATIONS[name].paper_error,
+            }
+        )
     return {
-        "command": "python -m keras_recursive_ae.lfw_faces --epochs 3",
+        "command": "python -m keras_recursive_ae.experiments.lfw --epochs 3",
         "date": "2026-01-01T00:00:00+00:00",
-        "machine": {"platform": "Linux", "cpu_count": 2, "python": "3.11", "keras": "3",
-                    "backend": "tensorflow"},
+        "machine": {
+            "platform": "Linux",
+            "cpu_count": 2,
+            "python": "3.11",
+            "keras": "3",
+            "backend": "tensorflow",
+        },
         "load_average_before": [1.0, 2.0, 3.0],
         "load_average_after": [1.5, 2.0, 3.0],
         "wall_seconds": 60.0,
-        "data": {"source": "LFW folder x", "num_images": {"train": 8, "validation": 1, "test": 1},
-                 "image_shape": list(image_shape), "test_images_scored": 1,
-                 "test_people_scored": 1},
-        "settings": {"depth": 2, "base_filters": 16, "shapes": [], "optimizer": "Adam", "epochs": 3,
-                     "loss": "mse", "batch_size": 32, "seed": 0,
-                     "shared_bn_decoder_statistics": "encoder"},
+        "data": {
+            "source": "LFW folder x",
+            "num_images": {"train": 8, "validation": 1, "test": 1},
+            "image_shape": list(image_shape),
+            "test_images_scored": 1,
+            "test_people_scored": 1,
+        },
+        "settings": {
+            "depth": 2,
+            "base_filters": 16,
+            "shapes": [],
+            "optimizer": "Adam",
+            "epochs": 3,
+            "loss": "mse",
+            "batch_size": 32,
+            "seed": 0,
+            "shared_bn_decoder_statistics": "encoder",
+        },
         "budget": "3 epochs per weight",
         "paper_comparable": tuple(image_shape) == (128, 128, 3),
         "configurations": entries,
@@ -223,7 +251,7 @@ def _table_rows(markdown):
 
 
 def test_results_markdown_shows_the_papers_column_only_at_128x128x3():
-    small = lfw_faces.results_markdown(_fake_results((32, 32, 3)))
+    small = experiment.results_markdown(_fake_results((32, 32, 3)))
     assert "paper's error" not in small
     assert "not comparable with the paper's Table 1" in small
     rows = _table_rows(small)
@@ -232,7 +260,7 @@ def test_results_markdown_shows_the_papers_column_only_at_128x128x3():
     assert "![reconstructions](reconstructions.png)" in small
     assert "before: 1.00, 2.00, 3.00" in small
 
-    full = lfw_faces.results_markdown(_fake_results((128, 128, 3)))
+    full = experiment.results_markdown(_fake_results((128, 128, 3)))
     assert "paper's error" in full and "this run trained on 8 images for 3 epochs" in full
     rows = _table_rows(full)
     assert rows["stacked"][4] == "258" and rows["recursive"][4] == "239"
@@ -240,11 +268,11 @@ def test_results_markdown_shows_the_papers_column_only_at_128x128x3():
 
 def test_write_results_refuses_to_write_non_finite_json(tmp_path):
     results = _fake_results((32, 32, 3))
-    lfw_faces.write_results(results, tmp_path)
+    experiment.write_results(results, tmp_path)
     assert json.loads((tmp_path / "results.json").read_text()) == results
     results["configurations"][0]["train_seconds"] = math.nan
     with pytest.raises(ValueError):
-        lfw_faces.write_results(results, tmp_path)
+        experiment.write_results(results, tmp_path)
 
 
 # ---------------------------------------------------------------------------
@@ -260,14 +288,19 @@ def _assert_png(path):
 def test_figures_are_written_as_png(tmp_path, channels):
     rng = np.random.default_rng(0)
     images = rng.random((3, 12, 12, channels)).astype("float32")
-    lfw_faces.plot_reconstructions(
+    experiment.plot_reconstructions(
         images, {"stacked": images * 0.5, "recursive": images + 0.7}, tmp_path / "r.png"
     )
-    lfw_faces.plot_samples({"stacked_vae": images, "recursive_vae": images[:2]}, tmp_path / "s.png")
-    lfw_faces.plot_training_curves(
+    experiment.plot_samples(
+        {"stacked_vae": images, "recursive_vae": images[:2]}, tmp_path / "s.png"
+    )
+    experiment.plot_training_curves(
         {
-            "recursive": {"stage": [1, 1, 2, 2], "loss": [0.1, 0.05, 0.3, 0.2],
-                          "val_loss": [0.1, 0.06, None, 0.25]},
+            "recursive": {
+                "stage": [1, 1, 2, 2],
+                "loss": [0.1, 0.05, 0.3, 0.2],
+                "val_loss": [0.1, 0.06, None, 0.25],
+            },
             "stacked": {"stage": ["end_to_end"], "loss": [0.1]},
             "joint": {"stage": ["joint"] * 2, "loss": [None, None]},
         },
@@ -282,7 +315,7 @@ def test_image_grids_show_the_pixels_unresampled(tmp_path):
 
     rng = np.random.default_rng(1)
     images = rng.random((3, 12, 12, 3)).astype("float32")
-    lfw_faces.plot_reconstructions(images, {"a": images[::-1], "b": images}, tmp_path / "r.png")
+    experiment.plot_reconstructions(images, {"a": images[::-1], "b": images}, tmp_path / "r.png")
     # Scale round(64 / 12) = 5, gaps of 5 pixels, labels in a 170-pixel margin.
     grid = np.asarray(Image.open(tmp_path / "r.png").convert("RGB")).astype(int)
     assert grid.shape == (3 * 65 - 5, 170 + 3 * 65 - 5, 3)
@@ -309,22 +342,36 @@ def test_image_grids_show_the_pixels_unresampled(tmp_path):
 )
 def test_main_rejects_bad_flags_before_loading_anything(argv, message, capsys):
     with pytest.raises(SystemExit) as error:
-        lfw_faces.main(argv, prog="lfw_faces")
+        experiment.main(argv, prog="lfw_faces")
     assert error.value.code == 2
     assert message in capsys.readouterr().err
 
 
 def test_defaults_are_small_enough_for_two_cores():
-    args = lfw_faces.build_parser().parse_args([])
+    args = experiment.build_parser().parse_args([])
     assert (args.image_size, args.epochs, args.max_images, args.test_images) == (None, 3, 4000, 100)
     assert args.configs == ["all"] and args.batch_size == 32 and args.base_filters == 16
 
 
 def test_without_data_dir_it_falls_back_to_scikit_image_faces_and_says_so(tmp_path, capsys):
-    argv = ["--configs", "recursive", "--epochs", "1", "--base-filters", "2", "--depth", "2",
-            "--test-images", "6", "--output-dir", str(tmp_path), "--verbose", "2"]
+    argv = [
+        "--configs",
+        "recursive",
+        "--epochs",
+        "1",
+        "--base-filters",
+        "2",
+        "--depth",
+        "2",
+        "--test-images",
+        "6",
+        "--output-dir",
+        str(tmp_path),
+        "--verbose",
+        "2",
+    ]
     with pytest.warns(UserWarning, match="scikit-image"):
-        assert lfw_faces.main(argv, prog="lfw_faces") == 0
+        assert experiment.main(argv, prog="lfw_faces") == 0
     out = capsys.readouterr().out
     assert "No --data-dir given: falling back to the 100 LFW faces" in out
     assert "=== Configuration 1/1: recursive - recursive (greedy), no BN, SELU ===" in out
@@ -345,21 +392,37 @@ def test_without_data_dir_it_falls_back_to_scikit_image_faces_and_says_so(tmp_pa
 def fallback_runs(tmp_path_factory):
     """Three tiny runs on scikit-image's faces: two sittings, one misfit."""
     folders = {}
-    for name, configs, epochs in [("a", "recursive", 1), ("b", "stacked,stacked_vae", 1),
-                                  ("misfit", "joint", 2)]:
+    for name, configs, epochs in [
+        ("a", "recursive", 1),
+        ("b", "stacked,stacked_vae", 1),
+        ("misfit", "joint", 2),
+    ]:
         folders[name] = tmp_path_factory.mktemp(name)
-        argv = ["--configs", configs, "--epochs", str(epochs), "--base-filters", "2",
-                "--depth", "2", "--test-images", "6", "--output-dir", str(folders[name]),
-                "--verbose", "0"]
+        argv = [
+            "--configs",
+            configs,
+            "--epochs",
+            str(epochs),
+            "--base-filters",
+            "2",
+            "--depth",
+            "2",
+            "--test-images",
+            "6",
+            "--output-dir",
+            str(folders[name]),
+            "--verbose",
+            "0",
+        ]
         with pytest.warns(UserWarning, match="scikit-image"):
-            assert lfw_faces.main(argv, prog="lfw_faces") == 0
+            assert experiment.main(argv, prog="lfw_faces") == 0
     return folders
 
 
 def test_merge_joins_sittings_with_the_same_data_and_budget(fallback_runs, tmp_path, capsys):
     a, b = fallback_runs["a"], fallback_runs["b"]
     argv = ["--merge", str(b), str(a), "--output-dir", str(tmp_path)]
-    assert lfw_faces.main(argv, prog="lfw_faces") == 0
+    assert experiment.main(argv, prog="lfw_faces") == 0
     merged = _check_outputs(tmp_path, ["stacked", "recursive", "stacked_vae"])
     runs = [json.loads((d / "results.json").read_text()) for d in (b, a)]
     assert merged["sittings"] == [r["sittings"][0] for r in runs]
@@ -374,23 +437,27 @@ def test_merge_joins_sittings_with_the_same_data_and_budget(fallback_runs, tmp_p
     assert "2. Configurations: recursive" in markdown
     with np.load(tmp_path / "figure_arrays.npz") as arrays:
         shown = arrays["images"]
-    lfw_faces.main(argv[:-1] + [str(tmp_path / "four"), "--figure-faces", "4"], prog="lfw_faces")
+    experiment.main(argv[:-1] + [str(tmp_path / "four"), "--figure-faces", "4"], prog="lfw_faces")
     with np.load(tmp_path / "four" / "figure_arrays.npz") as arrays:
         assert {k: v.shape[0] for k, v in arrays.items()} == dict.fromkeys(arrays.files, 4)
         np.testing.assert_array_equal(arrays["images"], shown[:4])
     with np.load(tmp_path / "figure_arrays.npz") as arrays:
-        assert sorted(arrays.files) == ["images", "reconstruction__recursive",
-                                        "reconstruction__stacked", "reconstruction__stacked_vae",
-                                        "samples__stacked_vae"]
+        assert sorted(arrays.files) == [
+            "images",
+            "reconstruction__recursive",
+            "reconstruction__stacked",
+            "reconstruction__stacked_vae",
+            "samples__stacked_vae",
+        ]
         assert arrays["images"].shape == (6, 25, 25, 1) and arrays["images"].dtype == np.uint8
 
 
 def test_merge_refuses_other_budgets_and_twice_the_same_configuration(fallback_runs, tmp_path):
     a, misfit = fallback_runs["a"], fallback_runs["misfit"]
     with pytest.raises(ValueError, match=r"settings differ in \['epochs', 'fine_tune_epochs'\]"):
-        lfw_faces.merge_results([a, misfit], tmp_path)
+        experiment.merge_results([a, misfit], tmp_path)
     with pytest.raises(ValueError, match="Configuration 'recursive' is in two runs"):
-        lfw_faces.merge_results([a, a], tmp_path)
+        experiment.merge_results([a, a], tmp_path)
     assert not (tmp_path / "results.json").exists()
 
 
@@ -409,13 +476,13 @@ def _check_outputs(output_dir, names):
     assert list(rows) == names
     for entry in results["configurations"]:
         cells = rows[entry["name"]]
-        for (key, _, digits), cell in zip(lfw_faces.METRICS, cells):
+        for (key, _, digits), cell in zip(experiment.METRICS, cells):
             value = entry["metrics"][key]
             assert value is not None and math.isfinite(value), (entry["name"], key, value)
             assert cell == f"{value:.{digits}f}", (entry["name"], key)
         assert math.isfinite(entry["train_seconds"]) and entry["train_seconds"] > 0
-        assert cells[len(lfw_faces.METRICS)] == f"{entry['train_seconds']:.1f}"
-        assert cells[-1] == lfw_faces._format_epochs(entry["epochs_by_stage"])
+        assert cells[len(experiment.METRICS)] == f"{entry['train_seconds']:.1f}"
+        assert cells[-1] == scores.format_epochs(entry["epochs_by_stage"])
         assert entry["epochs_run"] == len(entry["history"]["stage"]) > 0
         assert all(v is not None and math.isfinite(v) for v in entry["history"]["loss"])
     return results
@@ -423,10 +490,27 @@ def _check_outputs(output_dir, names):
 
 @pytest.mark.slow
 def test_the_example_end_to_end_on_a_few_dozen_real_faces(lfw_dir, tmp_path):
-    argv = ["--data-dir", str(lfw_dir), "--image-size", "16", "--max-images", "48",
-            "--epochs", "1", "--base-filters", "4", "--depth", "2", "--test-images", "8",
-            "--output-dir", str(tmp_path), "--verbose", "0"]
-    assert lfw_faces.main(argv, prog="lfw_faces") == 0
+    argv = [
+        "--data-dir",
+        str(lfw_dir),
+        "--image-size",
+        "16",
+        "--max-images",
+        "48",
+        "--epochs",
+        "1",
+        "--base-filters",
+        "4",
+        "--depth",
+        "2",
+        "--test-images",
+        "8",
+        "--output-dir",
+        str(tmp_path),
+        "--verbose",
+        "0",
+    ]
+    assert experiment.main(argv, prog="lfw_faces") == 0
     names = list(CONFIGURATIONS)
     results = _check_outputs(tmp_path, names)
     assert set(results["figures"]) == {"reconstructions", "vae_samples", "training_curves"}
@@ -438,12 +522,26 @@ def test_the_example_end_to_end_on_a_few_dozen_real_faces(lfw_dir, tmp_path):
     assert sum(data["num_images"].values()) == 48
     assert data["test_images_scored"] == min(8, data["num_images"]["test"])
     assert results["settings"]["shapes"] == [[16, 16, 3], [8, 8, 4], [4, 4, 8]]
-    assert {c["name"]: c.get("latent_dim") for c in results["configurations"]
-            if c["variational"]} == {"stacked_vae": 128, "recursive_vae": 128}
+    assert {
+        c["name"]: c.get("latent_dim") for c in results["configurations"] if c["variational"]
+    } == {"stacked_vae": 128, "recursive_vae": 128}
     by_name = {c["name"]: c for c in results["configurations"]}
     assert by_name["recursive"]["epochs_by_stage"] == [[1, 1], [2, 1]]
     assert by_name["stacked"]["epochs_by_stage"] == [["end_to_end", 1]]
     assert by_name["joint"]["epochs_by_stage"] == [["joint", 1]]
-    assert by_name["recursive_fine_tune"]["epochs_by_stage"] == (
-        [[1, 1], [2, 1], ["fine_tune", 1]]
-    )
+    assert by_name["recursive_fine_tune"]["epochs_by_stage"] == ([[1, 1], [2, 1], ["fine_tune", 1]])
+
+
+def test_history_record_numbers_levels_as_ints_whatever_type_the_logs_hold():
+    history = keras.callbacks.History()
+    history.history = {
+        "stage": [1, np.int64(1), 2.0, np.float32(2.0), np.array(3), "fine_tune"],
+        "loss": [0.5, 0.4, 0.3, 0.2, 0.1, math.nan],
+        "val_image_loss": [0.1] * 6,
+    }
+    record = scores.history_record(history)
+    assert record == {
+        "stage": [1, 1, 2, 2, 3, "fine_tune"],
+        "loss": [0.5, 0.4, 0.3, pytest.approx(0.2), 0.1, None],
+    }
+    assert all(type(s) is int for s in record["stage"][:5])

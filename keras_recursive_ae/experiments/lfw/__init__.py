@@ -1,0 +1,113 @@
+"""The LFW reference experiment: the paper's configurations, measured.
+
+Trains the configurations of Ray & Hannon, "Recursively Trained
+Autoencoders" (2022) on Labeled Faces in the Wild with the same budget,
+scores every one on the same held-out faces (people held out by name) with
+the four metrics of `keras_recursive_ae.metrics`, and writes:
+
+- `results.json` and `results.md`: per configuration, the mean per-image sum
+  of squared error (the paper's Table 1 metric), PSNR, SSIM and sharpness
+  ratio on the test faces, the training time and the epochs of each stage,
+  with the command, date, machine and load of the run;
+- `reconstructions.png`: the same test faces rebuilt by every configuration
+  (the paper's Figure 6);
+- `vae_samples.png`: images decoded from N(0, I) codes by the variational
+  configurations (the paper's Figure 4), when any ran;
+- `training_curves.png`: training and validation loss per epoch, one panel
+  per configuration, stages shaded;
+- `figure_arrays.npz`: the pixels the figures show (8-bit), kept so that
+  `--merge` can draw them again.
+
+Too many configurations for one sitting? Run them in groups with the same
+flags into separate folders, then join them with
+`--merge DIR [DIR ...] --output-dir OUT` (see `merge_results`).
+
+Run it from the installed package, or through `examples/lfw_faces.py`:
+
+    python -m keras_recursive_ae.experiments.lfw --data-dir path/to/lfw
+    keras-recursive-ae-lfw --data-dir path/to/lfw --configs paper
+
+The defaults (32x32 faces, 4,000 images, 3 epochs per weight, all twelve
+configurations) take about 10 minutes on 2 CPU cores and write to
+`outputs/lfw_faces/`.
+
+With no `--data-dir` (and no `--download`) it falls back to the 100 LFW
+faces that scikit-image ships (25x25 grey) and says so.
+
+**Configurations** (`--configs`, names or groups; see `CONFIGURATIONS`):
+the paper's eight (`stacked` = trained end to end, `recursive` = trained
+greedily one level at a time; each with no normalization, standard batch
+norm, shared batch norm, and shared batch norm with ReLU), its two
+variational autoencoders, and two schedules beyond the paper: `joint` (one
+model, a reconstruction loss at every decoder level) and
+`recursive_fine_tune` (greedy, then end-to-end fine-tuning).
+
+**Budget.** `--epochs E` is the number of passes over the training images
+that every weight is trained for: a greedy run trains each stage (level)
+for `E` epochs, an end-to-end or joint run trains the whole model for `E`
+epochs. This is the paper's comparison at equal epochs. A greedy stage
+epoch costs less than an end-to-end epoch (it runs one level on cached
+inputs), so train times differ and are reported. `recursive_fine_tune` is
+the one configuration with a larger budget: `E` epochs per stage, then
+`--fine-tune-epochs` (default `E`) end-to-end epochs, i.e. the stacked
+budget on top of a greedy start.
+
+**Architecture.** `MirroredConvStack.paper(input_shape=...)`, the paper's
+network scaled to the image size: stride-2 "same" convolutions (kernel 5 at
+level 1, 3 elsewhere, filters doubling from `--base-filters`, SELU unless
+the configuration says ReLU), mirrored by `Conv2DTranspose` levels ending
+in a sigmoid, by default down to a 1x1 code as in the paper (at most 7
+levels: 7 at 128x128, 5 at 32x32).
+
+**The error metric scales with the image size**: the per-image sum of
+squared error sums over `height * width * channels` values, so only a
+128x128x3 run is comparable with the paper's Table 1; `results.md` shows the
+paper's numbers beside ours only then.
+
+The modules: `configurations` (what is trained), `run` (training and
+scoring), `scores`, `report` (`results.json`, `results.md`, `--merge`),
+`figures` and `cli`. The library's core never imports this package.
+"""
+
+from keras_recursive_ae.experiments.lfw.cli import build_parser, main
+from keras_recursive_ae.experiments.lfw.configurations import (
+    CONFIGURATION_GROUPS,
+    CONFIGURATIONS,
+    PAPER_IMAGE_SHAPE,
+    Configuration,
+    build_autoencoder,
+    select_configurations,
+)
+from keras_recursive_ae.experiments.lfw.figures import (
+    plot_reconstructions,
+    plot_samples,
+    plot_training_curves,
+)
+from keras_recursive_ae.experiments.lfw.report import (
+    merge_results,
+    results_markdown,
+    write_results,
+)
+from keras_recursive_ae.experiments.lfw.run import run_experiment, train_configuration
+from keras_recursive_ae.experiments.lfw.scores import METRICS, evaluate_reconstructions
+
+__all__ = [
+    "CONFIGURATIONS",
+    "CONFIGURATION_GROUPS",
+    "Configuration",
+    "METRICS",
+    "PAPER_IMAGE_SHAPE",
+    "build_autoencoder",
+    "build_parser",
+    "evaluate_reconstructions",
+    "main",
+    "merge_results",
+    "plot_reconstructions",
+    "plot_samples",
+    "plot_training_curves",
+    "results_markdown",
+    "run_experiment",
+    "select_configurations",
+    "train_configuration",
+    "write_results",
+]
