@@ -1,7 +1,9 @@
 """A Keras callback that shows an autoencoder's reconstructions in TensorBoard."""
 
 import importlib
+import itertools
 import os
+import socket
 import struct
 import time
 import zlib
@@ -22,6 +24,8 @@ _METRICS = {
 }
 # White lines between the tiles of a grid, in pixels.
 _PAD = 2
+# Tells apart the event files that one process opens in the same second.
+_FILE_COUNTER = itertools.count()
 
 _INSTALL_HINT = (
     "ReconstructionLogger writes TensorBoard event files with the `tensorboard` "
@@ -33,7 +37,7 @@ _INSTALL_HINT = (
 def _import_tensorboard():
     """The `tensorboard` modules the logger writes with, or a clear ImportError."""
     names = {
-        "event_file_writer": "tensorboard.summary.writer.event_file_writer",
+        "record_writer": "tensorboard.summary.writer.record_writer",
         "event_pb2": "tensorboard.compat.proto.event_pb2",
         "summary_pb2": "tensorboard.compat.proto.summary_pb2",
         "tensor_util": "tensorboard.util.tensor_util",
@@ -77,12 +81,13 @@ class ReconstructionLogger(keras.callbacks.Callback):
     `log_dir`, as `keras.callbacks.TensorBoard` lays out its runs, so both
     callbacks can share one `log_dir`.
 
-    The events are written with the `tensorboard` package's own event-file
-    writer and summary protos, the same way on the TensorFlow, JAX and
-    PyTorch backends, and without TensorFlow's summary ops (which
-    `keras.callbacks.TensorBoard` needs). The `tensorboard` package is
-    required: the constructor raises an `ImportError` naming the
-    `pip install` command when it is missing.
+    The events are written with the `tensorboard` package's own record
+    writer and summary protos (the layout `tf.summary.scalar` and
+    `tf.summary.image` write), into an event file of its own, the same way
+    on the TensorFlow, JAX and PyTorch backends: the logger never imports
+    TensorFlow. The `tensorboard` package is required: the constructor
+    raises an `ImportError` naming the `pip install` command when it is
+    missing.
 
     Reconstructions come from `autoencoder.model` when `autoencoder` is
     given, otherwise from the callback's `model`: the model being fit on a
@@ -209,9 +214,16 @@ class ReconstructionLogger(keras.callbacks.Callback):
 
     def _open(self):
         if self._writer is None:
-            self._writer = self._tb["event_file_writer"].EventFileWriter(
-                self.run_dir, filename_suffix=".reconstructions"
+            os.makedirs(self.run_dir, exist_ok=True)
+            # The name TensorBoard looks for, with this writer's own suffix.
+            name = (
+                f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
+                f"{os.getpid()}.{next(_FILE_COUNTER)}.reconstructions"
             )
+            file = open(os.path.join(self.run_dir, name), "wb")  # closed in on_train_end
+            self._writer = self._tb["record_writer"].RecordWriter(file)
+            first = self._tb["event_pb2"].Event(wall_time=time.time(), file_version="brain.Event:2")
+            self._writer.write(first.SerializeToString())
 
     def _reconstruct(self):
         model = self.autoencoder.model if self.autoencoder is not None else self.model
@@ -284,7 +296,7 @@ class ReconstructionLogger(keras.callbacks.Callback):
     def _write(self, value, step):
         event = self._tb["event_pb2"].Event(wall_time=time.time(), step=step)
         event.summary.value.append(value)
-        self._writer.add_event(event)
+        self._writer.write(event.SerializeToString())
 
 
 def _is_level(stage):

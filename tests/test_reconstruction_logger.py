@@ -1,12 +1,16 @@
 """ReconstructionLogger: what it writes to TensorBoard, read back from the event files."""
 
+import importlib.util
 import io
 import math
+import os
+import subprocess
 import sys
 
 import keras
 import numpy as np
 import pytest
+from conftest import REPO_ROOT
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util import tensor_util
@@ -258,3 +262,36 @@ def test_recursive_trainer_stage_view(tmp_path):
     assert _steps(events["stage_1/rebuild_mse"]) == [0, 1]
     assert _steps(events["stage_2/rebuild_mse"]) == [2, 3]
     assert _steps(events["stage_2/rebuild_channel_means"]) == [2, 3]
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_other_backends_write_without_tensorflow(backend, tmp_path):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed (CI installs it in its {backend} run)")
+    code = f"""
+import sys
+
+import keras
+import numpy as np
+
+from keras_recursive_ae.reconstruction_logger import ReconstructionLogger
+
+images = np.random.default_rng(0).random((8, 8, 8, 3)).astype("float32")
+model = keras.Sequential(
+    [keras.Input((8, 8, 3)), keras.layers.Conv2D(3, 3, padding="same", activation="sigmoid")]
+)
+model.compile(optimizer="adam", loss="mse")
+logger = ReconstructionLogger(images[:2], {str(tmp_path)!r})
+model.fit(images, images, epochs=2, verbose=0, callbacks=[logger])
+print(keras.backend.backend(), "tensorflow" in sys.modules)
+"""
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == [backend, "False"], result.stdout
+    events = _read(tmp_path / "validation")
+    assert _steps(events["reconstructions"]) == [0, 1]
+    assert events["reconstructions"][0][1].shape == (8 * 2 + 6, 8 * 2 + 6, 3)
