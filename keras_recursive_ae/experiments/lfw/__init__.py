@@ -28,7 +28,7 @@ Run it from the installed package, or through `examples/lfw_faces.py`:
     keras-recursive-ae-lfw --data-dir path/to/lfw --configs paper
 
 The defaults (32x32 faces, 4,000 images, 3 epochs per weight, all twelve
-configurations) take about 10 minutes on 2 CPU cores and write to
+configurations) take about 5 minutes on 2 CPU cores and write to
 `outputs/lfw_faces/`.
 
 With no `--data-dir` (and no `--download`) it falls back to the 100 LFW

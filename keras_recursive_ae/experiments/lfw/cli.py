@@ -47,7 +47,7 @@ def build_parser(prog=MODULE_COMMAND):
             + ". Groups: "
             + "; ".join(_group_words(g) for g in CONFIGURATION_GROUPS)
             + ". The defaults (32x32 faces, 4,000 images, 3 epochs per weight, all twelve "
-            "configurations) take about 10 minutes on 2 CPU cores."
+            "configurations) take about 5 minutes on 2 CPU cores."
         ),
     )
     parser.add_argument(
