@@ -203,8 +203,9 @@ class ReconstructionLogger(keras.callbacks.Callback):
         number = self._stage_number(stage)
         if number is not None:
             self._scalar("stage", number, step)
-        if self.autoencoder is not None and _is_level(stage):
-            self._stage_view(int(stage), step)
+        level = _level(stage)
+        if self.autoencoder is not None and level is not None:
+            self._stage_view(level, step)
         self._writer.flush()
 
     def on_train_end(self, logs=None):
@@ -240,8 +241,9 @@ class ReconstructionLogger(keras.callbacks.Callback):
         return _to_numpy(output)
 
     def _stage_number(self, stage):
-        if _is_level(stage):
-            return int(stage)
+        level = _level(stage)
+        if level is not None:
+            return level
         if isinstance(stage, str) and self.autoencoder is not None:
             return self.autoencoder.depth + 1
         return None
@@ -299,8 +301,17 @@ class ReconstructionLogger(keras.callbacks.Callback):
         self._writer.write(event.SerializeToString())
 
 
-def _is_level(stage):
-    return isinstance(stage, (int, np.integer)) and not isinstance(stage, bool)
+def _level(stage):
+    """The greedy level in `logs["stage"]`, or None for a named phase or no stage.
+
+    Keras' `CallbackList` turns every number in the logs into a float, so
+    level 2 arrives as `2.0`.
+    """
+    if isinstance(stage, bool) or not isinstance(stage, (int, float, np.number)):
+        return None
+    if not float(stage).is_integer():
+        return None
+    return int(stage)
 
 
 def _check_positive_int(value, name):

@@ -150,7 +150,8 @@ def test_stage_from_the_logs_and_the_stage_view(tmp_path):
     logger = ReconstructionLogger(x, tmp_path, autoencoder=stack)
     logger.set_model(stack.model)
     logger.on_train_begin()
-    for epoch, stage in enumerate([1, 2, 2, "fine_tune"]):
+    # Keras' CallbackList hands numbers in the logs over as floats (2.0).
+    for epoch, stage in enumerate([1, 2.0, 2, "fine_tune"]):
         logger.on_epoch_end(epoch, {"loss": 0.1, "stage": stage})
     logger.on_train_end()
 
