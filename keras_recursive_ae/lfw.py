@@ -7,21 +7,16 @@ lazily through `tf.data`, so the full set (13,233 images) never has to sit
 in memory at once.
 """
 
-from concurrent.futures import ThreadPoolExecutor
 import dataclasses
-import gzip
-import hashlib
 import os
-import shutil
-import tarfile
-import tempfile
 import warnings
-import zlib
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from keras_recursive_ae import lfw_files
 
 LFW_DEEPFUNNELED_URL = "http://vis-www.cs.umass.edu/lfw/lfw-deepfunneled.tgz"
 """Official URL of the deep-funneled LFW archive, used by `download=True`."""
@@ -30,12 +25,6 @@ SPLITS = ("train", "validation", "test")
 
 # The paper's preprocessing: a 128x128 centre crop of the 250x250 image.
 _PAPER_CROP_SIZE = 128
-_JPEG_SUFFIXES = (".jpg", ".jpeg")
-_JPEG_START = b"\xff\xd8\xff"
-_JPEG_END = b"\xff\xd9"
-# EOI is searched in the file's tail, not only its last two bytes, because
-# some writers pad after it. Entropy-coded data never contains FF D9.
-_JPEG_TAIL_BYTES = 1024
 _NUMPY_BATCH_SIZE = 256
 
 
@@ -128,10 +117,7 @@ class LFWSplits:
 
     def __repr__(self):
         counts = ", ".join(f"{s}={self.num_images[s]}" for s in SPLITS)
-        return (
-            f"LFWSplits({counts}, image_shape={self.image_shape}, "
-            f"source={self.source!r})"
-        )
+        return f"LFWSplits({counts}, image_shape={self.image_shape}, source={self.source!r})"
 
 
 def load_lfw(
@@ -148,6 +134,7 @@ def load_lfw(
     shuffle=True,
     download=False,
     cache_dir=None,
+    data_options=None,
 ):
     """Loads Labeled Faces in the Wild, split by person.
 
@@ -231,6 +218,11 @@ def load_lfw(
         cache_dir: Optional folder for downloaded and extracted archives.
             Defaults to `$KERAS_HOME` or `~/.keras`; in both cases the
             files go to its `datasets/` subfolder.
+        data_options: Optional `tf.data.Options` given to every dataset.
+            Defaults to `None`: `default_data_options()`, tf.data's
+            autotuner off. Pass `tf.data.Options()` for tf.data's own
+            defaults (autotuning on), which may suit machines with more
+            cores.
 
     Returns:
         An `LFWSplits` with `train`, `validation` and `test` datasets, the
@@ -278,15 +270,9 @@ def load_lfw(
                 f"Invalid value for argument `{name}`. Expected True or "
                 f"False. Received: {name}={value!r}"
             )
-    for name, value in (
-        ("validation_split", validation_split),
-        ("test_split", test_split),
-    ):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float, np.number))
-            or not 0 <= value < 1
-        ):
+    for name, value in (("validation_split", validation_split), ("test_split", test_split)):
+        number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        if not number or not 0 <= value < 1:
             raise ValueError(
                 f"Invalid value for argument `{name}`. Expected a number in "
                 f"[0, 1). Received: {name}={value}"
@@ -308,6 +294,11 @@ def load_lfw(
         # One draw, shared by the split and the train set's shuffling.
         seed = int(np.random.default_rng().integers(2**31))
     seed = int(seed)
+    if data_options is not None and not isinstance(data_options, tf.data.Options):
+        raise ValueError(
+            "Invalid value for argument `data_options`. Expected a "
+            f"`tf.data.Options` or None. Received: data_options={data_options!r}"
+        )
     options = dict(
         validation_split=validation_split,
         test_split=test_split,
@@ -315,6 +306,7 @@ def load_lfw(
         max_images=max_images,
         batch_size=batch_size,
         shuffle=shuffle,
+        data_options=default_data_options() if data_options is None else data_options,
     )
 
     if data_dir is not None:
@@ -333,7 +325,7 @@ def load_lfw(
         if path.is_dir():
             root, source = path, f"LFW folder {path}"
         else:
-            root = _extract_archive(path, cache_dir, data_dir)
+            root = lfw_files.extract_archive(path, cache_dir, data_dir)
             source = f"LFW archive {path} (extracted to {root})"
     elif download:
         archive = keras.utils.get_file(
@@ -341,7 +333,7 @@ def load_lfw(
             origin=LFW_DEEPFUNNELED_URL,
             cache_dir=None if cache_dir is None else os.fspath(cache_dir),
         )
-        root = _extract_archive(Path(archive), cache_dir, None)
+        root = lfw_files.extract_archive(Path(archive), cache_dir, None)
         source = f"LFW download {LFW_DEEPFUNNELED_URL} (extracted to {root})"
     else:
         return _load_skimage_fallback(image_size, **options)
@@ -359,14 +351,41 @@ def load_lfw(
     )
 
 
+def default_data_options():
+    """The `tf.data.Options` that `load_lfw` gives its datasets by default.
+
+    tf.data's autotuner off (`autotune.enabled = False`): parallel maps
+    and prefetching keep a fixed setting instead of a tuned one. Measured
+    on 2 CPU cores only: with the autotuner on, training sometimes sat idle
+    for about 40 s in a 2-epoch run (TF 2.21; `plain` against
+    `plain_autotune_on` in `benchmarks/bench_training.py`, see
+    `docs/performance.md`). On more cores, compare with
+    `load_lfw(..., data_options=tf.data.Options())`.
+
+    Returns:
+        A new `tf.data.Options`.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> from keras_recursive_ae.lfw import default_data_options, load_lfw
+    >>> default_data_options().autotune.enabled
+    False
+    >>> options = tf.data.Options()
+    >>> options.autotune.enabled = True
+    >>> splits = load_lfw(data_options=options)
+    >>> splits.train.options().autotune.enabled
+    True
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
+
+
 def _check_optional_positive_int(name, value):
     if value is None:
         return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < 1
-    ):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(
             f"Invalid value for argument `{name}`. Expected a strictly "
             f"positive integer or None. Received: {name}={value!r}"
@@ -386,8 +405,9 @@ def _load_folder(
     max_images,
     batch_size,
     shuffle,
+    data_options,
 ):
-    people = _find_people(root)
+    people = lfw_files.find_people(root)
     names = sorted(people)
     order = np.random.default_rng(seed).permutation(len(names))
     groups = []
@@ -402,7 +422,7 @@ def _load_folder(
             break
 
     candidates = [p for _, files in groups for p in files]
-    complete = _check_jpegs(candidates)
+    complete = lfw_files.check_jpegs(candidates)
     bad = tuple(p for p, ok in zip(candidates, complete) if not ok)
     if bad:
         warnings.warn(
@@ -412,10 +432,7 @@ def _load_folder(
             stacklevel=3,
         )
         bad_set = set(bad)
-        groups = [
-            (name, [p for p in files if p not in bad_set])
-            for name, files in groups
-        ]
+        groups = [(name, [p for p in files if p not in bad_set]) for name, files in groups]
         groups = [(name, files) for name, files in groups if files]
     if not groups:
         raise ValueError(
@@ -424,7 +441,7 @@ def _load_folder(
             f"Received: data_dir={root}"
         )
 
-    assignment = _split_groups(
+    assignment = lfw_files.split_groups(
         [len(files) for _, files in groups],
         validation_split,
         test_split,
@@ -439,21 +456,17 @@ def _load_folder(
     channels = 1 if grayscale else 3
 
     def load(path):
-        image = tf.io.decode_jpeg(
-            tf.io.read_file(path), channels=3, dct_method="INTEGER_ACCURATE"
-        )
+        image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3, dct_method="INTEGER_ACCURATE")
         return _crop_and_resize(image, crop_size, image_size, grayscale)
 
     sources = {
-        split: tf.data.Dataset.from_tensor_slices(
-            tf.constant(paths[split], dtype=tf.string)
-        )
+        split: tf.data.Dataset.from_tensor_slices(tf.constant(paths[split], dtype=tf.string))
         if paths[split]
         else None
         for split in SPLITS
     }
     return LFWSplits(
-        **_datasets(sources, load, batch_size, shuffle, seed),
+        **_datasets(sources, load, batch_size, shuffle, seed, data_options),
         paths={s: tuple(paths[s]) for s in SPLITS},
         people={s: tuple(sorted(split_people[s])) for s in SPLITS},
         num_images={s: len(paths[s]) for s in SPLITS},
@@ -463,22 +476,18 @@ def _load_folder(
     )
 
 
-def _datasets(sources, fn, batch_size, shuffle, seed):
+def _datasets(sources, fn, batch_size, shuffle, seed, options):
     """Builds the three datasets and their unshuffled, unbatched versions.
 
     Args:
         sources: Dict mapping each split to a dataset of undecoded elements
             (file names or small arrays), or to `None` for an empty split.
         fn: The per-element decoding function.
+        options: The `tf.data.Options` of every dataset.
 
     Returns:
         A dict with `train`, `validation`, `test` and `_unbatched`.
     """
-    # Fixed parallelism instead of tf.data's autotuner: with it, training on
-    # 2 CPU cores sometimes sat idle for about 40 s in a 2-epoch run (TF 2.21;
-    # `plain` against `plain_autotune_on` in benchmarks/bench_training.py).
-    options = tf.data.Options()
-    options.autotune.enabled = False
     result = {"_unbatched": {}}
     for split in SPLITS:
         source = sources[split]
@@ -487,9 +496,7 @@ def _datasets(sources, fn, batch_size, shuffle, seed):
             result["_unbatched"][split] = None
             continue
         source = source.with_options(options)
-        result["_unbatched"][split] = source.map(
-            fn, num_parallel_calls=tf.data.AUTOTUNE
-        )
+        result["_unbatched"][split] = source.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
         if split == "train" and shuffle:
             # Shuffled before decoding: the buffer holds file names only.
             source = source.shuffle(
@@ -518,218 +525,10 @@ def _crop_and_resize(image, crop_size, image_size, grayscale):
     image = tf.cond(
         tf.equal(side, image_size),
         lambda: image,
-        lambda: tf.image.resize(
-            image, (image_size, image_size), antialias=True
-        ),
+        lambda: tf.image.resize(image, (image_size, image_size), antialias=True),
     )
     channels = 1 if grayscale else 3
     return tf.ensure_shape(image, (image_size, image_size, channels))
-
-
-def _find_people(root):
-    """Maps each person's name to the sorted paths of their JPEG images."""
-    unreadable = []
-    people = _scan_people(root, unreadable)
-    if not people:
-        subfolders = [
-            entry.path
-            for entry in _entries(root)
-            if entry.is_dir() and not entry.name.startswith(".")
-        ]
-        if len(subfolders) == 1:
-            unreadable = []
-            people = _scan_people(subfolders[0], unreadable)
-    if unreadable:
-        warnings.warn(
-            f"Skipped {len(unreadable)} person folders under {root} that "
-            f"cannot be read (permission denied), e.g. {unreadable[0]}.",
-            stacklevel=4,
-        )
-    if not people:
-        raise ValueError(
-            f"Invalid value for argument `data_dir`. Expected a folder in "
-            f"the LFW layout `<Person>/<Person>_NNNN.jpg` (or holding one "
-            f"such folder), but found no JPEG images in it. "
-            f"Received: data_dir={root}"
-        )
-    return people
-
-
-def _entries(folder):
-    """The entries of `folder`; a clear error naming it if it cannot be read."""
-    try:
-        with os.scandir(folder) as entries:
-            return list(entries)
-    except PermissionError as e:
-        raise PermissionError(
-            f"Invalid value for argument `data_dir`. The folder {folder} "
-            f"cannot be read (permission denied). Received: data_dir={folder}"
-        ) from e
-
-
-def _scan_people(folder, unreadable):
-    """People and their images; appends person folders it cannot read to `unreadable`."""
-    people = {}
-    for entry in _entries(folder):
-        if entry.name.startswith(".") or not entry.is_dir():
-            continue
-        try:
-            with os.scandir(entry.path) as files:
-                images = sorted(
-                    f.path
-                    for f in files
-                    if not f.name.startswith(".")
-                    and f.name.lower().endswith(_JPEG_SUFFIXES)
-                    and f.is_file()
-                )
-        except PermissionError:
-            unreadable.append(entry.path)
-            continue
-        if images:
-            people[entry.name] = images
-    return people
-
-
-def _is_complete_jpeg(path):
-    try:
-        with open(path, "rb") as f:
-            if f.read(len(_JPEG_START)) != _JPEG_START:
-                return False
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(size - _JPEG_TAIL_BYTES, len(_JPEG_START)))
-            return _JPEG_END in f.read()
-    except OSError:
-        return False
-
-
-def _check_jpegs(paths):
-    # The check is I/O-bound (two small reads per file): threads overlap it.
-    workers = min(32, 4 * (os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_is_complete_jpeg, paths))
-
-
-def _split_groups(sizes, validation_split, test_split, where):
-    """Assigns each group (person) of `sizes` images to a split.
-
-    In the given (shuffled) order, the test split and then the validation
-    split take every group that still fits under their target of
-    `round(fraction * total)` images (at least 1), so they hold that
-    fraction of the images, or nearly; groups too large to fit stay in
-    train. A held-out split that no group fits takes the first group left.
-    """
-    total = sum(sizes)
-    assignment = ["train"] * len(sizes)
-    remaining = list(range(len(sizes)))
-    for split, fraction in (
-        ("test", test_split),
-        ("validation", validation_split),
-    ):
-        if fraction == 0:
-            continue
-        target = max(1, round(fraction * total))
-        chosen = []
-        count = 0
-        for index in remaining:
-            if count + sizes[index] <= target:
-                chosen.append(index)
-                count += sizes[index]
-                if count == target:
-                    break
-        if not chosen and remaining:
-            chosen = remaining[:1]
-        for index in chosen:
-            assignment[index] = split
-        chosen = set(chosen)
-        remaining = [i for i in remaining if i not in chosen]
-    if not remaining:
-        raise ValueError(
-            f"Too few people in {where} to fill every split: "
-            f"{len(sizes)} people ({total} images) leave none to train on. "
-            f"Received: validation_split={validation_split}, "
-            f"test_split={test_split}"
-        )
-    return assignment
-
-
-def _default_cache_root(cache_dir):
-    if cache_dir is not None:
-        base = Path(os.fspath(cache_dir)).expanduser()
-    else:
-        base = Path(
-            os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))
-        ).expanduser()
-        if not os.access(base if base.exists() else base.parent, os.W_OK):
-            base = Path(tempfile.gettempdir()) / ".keras"
-    return base / "datasets"
-
-
-def _extract_archive(archive, cache_dir, data_dir):
-    """Extracts a tar archive's JPEGs into the cache, once; returns the folder.
-
-    `data_dir` is the user's argument, for error messages; `None` for a
-    downloaded archive.
-    """
-
-    def unreadable(e):
-        reason = f"{type(e).__name__}: {e}"
-        if data_dir is None:
-            return ValueError(
-                f"The downloaded LFW archive {archive} could not be read as "
-                f"a tar archive ({reason}). Delete it to download it again."
-            )
-        return ValueError(
-            f"Invalid value for argument `data_dir`. Expected an LFW folder "
-            f"or a readable .tgz archive ({reason}). "
-            f"Received: data_dir={data_dir}"
-        )
-
-    try:
-        stat = archive.stat()
-    except OSError as e:
-        raise unreadable(e) from e
-    key = f"{archive.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    stem = archive.name
-    for suffix in (".tgz", ".tar.gz", ".tar"):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    parent = _default_cache_root(cache_dir) / "lfw_extracted"
-    target = parent / f"{stem}-{digest}"
-    if target.is_dir():
-        return target
-    parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".partial-", dir=parent))
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = [m for m in tar.getmembers() if _wanted(m)]
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(scratch, members=members, filter="data")
-            else:  # Python < 3.10.12: `_wanted` alone keeps it safe.
-                tar.extractall(scratch, members=members)
-        try:
-            # Atomic: a half-extracted archive is never taken for a done one.
-            os.replace(scratch, target)
-        except OSError:
-            if not target.is_dir():  # Not a concurrent extraction: re-raise.
-                raise
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise unreadable(e) from e
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
-
-
-def _wanted(member):
-    """Directories and JPEG files with safe relative names, nothing else."""
-    name = member.name
-    parts = Path(name).parts
-    if os.path.isabs(name) or ".." in parts:
-        return False
-    if member.isdir():
-        return True
-    return member.isfile() and name.lower().endswith(_JPEG_SUFFIXES)
 
 
 def _load_skimage_fallback(
@@ -741,6 +540,7 @@ def _load_skimage_fallback(
     max_images,
     batch_size,
     shuffle,
+    data_options,
 ):
     try:
         from skimage import data as skimage_data
@@ -773,16 +573,14 @@ def _load_skimage_fallback(
     order = np.random.default_rng(seed).permutation(len(faces))
     if max_images is not None:
         order = order[:max_images]
-    assignment = _split_groups(
+    assignment = lfw_files.split_groups(
         [1] * len(order),
         validation_split,
         test_split,
         f"skimage.data.lfw_subset() with max_images={max_images}",
     )
     indices = {
-        split: np.array(
-            [i for i, s in zip(order, assignment) if s == split], dtype=int
-        )
+        split: np.array([i for i, s in zip(order, assignment) if s == split], dtype=int)
         for split in SPLITS
     }
 
@@ -798,7 +596,7 @@ def _load_skimage_fallback(
         for split in SPLITS
     }
     return LFWSplits(
-        **_datasets(sources, resize, batch_size, shuffle, seed),
+        **_datasets(sources, resize, batch_size, shuffle, seed, data_options),
         paths={s: () for s in SPLITS},
         people={s: () for s in SPLITS},
         num_images={s: len(indices[s]) for s in SPLITS},

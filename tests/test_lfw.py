@@ -11,8 +11,7 @@ import pytest
 import tensorflow as tf
 
 from keras_recursive_ae import lfw as lfw_module
-from keras_recursive_ae.lfw import LFWSplits
-from keras_recursive_ae.lfw import load_lfw
+from keras_recursive_ae.lfw import LFWSplits, load_lfw
 
 LFW_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
 
@@ -39,10 +38,7 @@ def _synthetic_jpeg(seed, size=250):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size]
     image = np.stack(
-        [
-            128 + 100 * np.sin(xx / (10 + seed) + c) * np.cos(yy / 17)
-            for c in range(3)
-        ],
+        [128 + 100 * np.sin(xx / (10 + seed) + c) * np.cos(yy / 17) for c in range(3)],
         axis=-1,
     )
     image = np.clip(image + rng.normal(0, 5, image.shape), 0, 255)
@@ -132,10 +128,7 @@ def test_real_determinism_and_seeds(real_splits):
 
     # The train set is reshuffled every epoch, deterministically.
     def two_epochs(splits):
-        return [
-            np.concatenate([b.numpy() for b in splits.train.take(2)])
-            for _ in range(2)
-        ]
+        return [np.concatenate([b.numpy() for b in splits.train.take(2)]) for _ in range(2)]
 
     first, second = two_epochs(load_lfw(LFW_DIR, max_images=300, seed=0))
     assert not np.array_equal(first, second)
@@ -152,9 +145,9 @@ def test_real_whole_set_split_fractions():
     assert sum(len(v) for v in s.people.values()) == 5749
     assert s.num_images["test"] == round(0.1 * 13233)
     assert s.num_images["validation"] == round(0.2 * 13233)
-    assert len(set(s.people["test"]) | set(s.people["train"])) == len(
-        s.people["test"]
-    ) + len(s.people["train"])
+    assert len(set(s.people["test"]) | set(s.people["train"])) == len(s.people["test"]) + len(
+        s.people["train"]
+    )
 
 
 @pytest.mark.slow
@@ -168,15 +161,11 @@ def test_real_small_sizes_resize_the_face_crop():
     expected = tf.image.resize(crops, (32, 32), antialias=True).numpy()
     np.testing.assert_allclose(x, expected, atol=1e-5)
 
-    grey = load_lfw(
-        LFW_DIR, image_size=64, crop_size=200, grayscale=True, max_images=20
-    )
+    grey = load_lfw(LFW_DIR, image_size=64, crop_size=200, grayscale=True, max_images=20)
     assert grey.image_shape == (64, 64, 1)
     x = grey.numpy("train", max_images=2)
     crops = np.stack([_pillow_crop(p, 200) for p in grey.paths["train"][:2]])
-    expected = tf.image.resize(
-        tf.image.rgb_to_grayscale(crops), (64, 64), antialias=True
-    ).numpy()
+    expected = tf.image.resize(tf.image.rgb_to_grayscale(crops), (64, 64), antialias=True).numpy()
     np.testing.assert_allclose(x, expected, atol=1e-5)
 
     # Larger than the image: the whole image, resized up.
@@ -231,9 +220,7 @@ def test_tgz_archive_is_extracted_once(tmp_path, monkeypatch):
 @pytest.mark.slow
 @needs_lfw
 def test_download_reuses_the_archive_path(tmp_path, monkeypatch):
-    folder = _write_folder(
-        tmp_path / "src" / "lfw-deepfunneled", {"Ann_A": 2, "Bob_B": 2}
-    )
+    folder = _write_folder(tmp_path / "src" / "lfw-deepfunneled", {"Ann_A": 2, "Bob_B": 2})
     archive = tmp_path / "lfw-deepfunneled.tgz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(folder, arcname="lfw-deepfunneled")
@@ -276,9 +263,7 @@ def test_corrupt_files_are_skipped_with_one_warning(tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError):
         tf.io.decode_jpeg(truncated.read_bytes())
 
-    with pytest.warns(
-        UserWarning, match=r"Skipped 2 of 9 image files"
-    ) as record:
+    with pytest.warns(UserWarning, match=r"Skipped 2 of 9 image files") as record:
         s = load_lfw(root, validation_split=0, test_split=0.3)
     assert len([w for w in record if "Skipped" in str(w.message)]) == 1
     assert set(s.skipped) == {str(truncated), str(garbage)}
@@ -295,9 +280,7 @@ def test_synthetic_folder_without_real_data(tmp_path):
         {"Ann_A": 2, "Bob_B": 1, "Cid_C": 1, "Dee_D": 3},
         real=False,
     )
-    s = load_lfw(
-        tmp_path / "lfw", image_size=48, validation_split=0.15, test_split=0.15
-    )
+    s = load_lfw(tmp_path / "lfw", image_size=48, validation_split=0.15, test_split=0.15)
     assert s.source == f"LFW folder {tmp_path / 'lfw'}"
     assert s.image_shape == (48, 48, 3)
     assert sum(s.num_images.values()) == 7
@@ -311,9 +294,7 @@ def test_synthetic_folder_without_real_data(tmp_path):
 
 def test_missing_and_empty_folders(tmp_path):
     missing = tmp_path / "nowhere"
-    with pytest.raises(
-        FileNotFoundError, match=re.escape(f"data_dir={missing}")
-    ):
+    with pytest.raises(FileNotFoundError, match=re.escape(f"data_dir={missing}")):
         load_lfw(missing)
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -351,9 +332,7 @@ def test_unreadable_archives(tmp_path):
     with pytest.raises(ValueError, match=re.escape(f"data_dir={archive}")):
         load_lfw(archive, cache_dir=tmp_path / "cache")
     # Nothing half-extracted is left to be mistaken for a finished one.
-    leftovers = list(
-        (tmp_path / "cache" / "datasets" / "lfw_extracted").iterdir()
-    )
+    leftovers = list((tmp_path / "cache" / "datasets" / "lfw_extracted").iterdir())
     assert leftovers == []
 
 
@@ -379,12 +358,8 @@ def test_too_few_people(tmp_path):
 def test_unreadable_download(tmp_path, monkeypatch):
     garbage = tmp_path / "lfw-deepfunneled.tgz"
     garbage.write_bytes(b"<html>not found</html>")
-    monkeypatch.setattr(
-        keras.utils, "get_file", lambda *args, **kwargs: str(garbage)
-    )
-    with pytest.raises(
-        ValueError, match=re.escape(f"downloaded LFW archive {garbage}")
-    ):
+    monkeypatch.setattr(keras.utils, "get_file", lambda *args, **kwargs: str(garbage))
+    with pytest.raises(ValueError, match=re.escape(f"downloaded LFW archive {garbage}")):
         load_lfw(download=True, cache_dir=tmp_path / "cache")
 
 
@@ -454,3 +429,29 @@ def test_skimage_fallback_options():
         other = load_lfw(image_size=32, max_images=20, batch_size=4, seed=1)
     np.testing.assert_array_equal(same.numpy("test"), s.numpy("test"))
     assert not np.array_equal(other.numpy("test"), s.numpy("test"))
+
+
+def test_data_options_default_to_no_autotuning_and_can_be_given():
+    with pytest.warns(UserWarning, match="fell back"):
+        default = load_lfw(image_size=8, batch_size=4)
+    for split in ("train", "validation", "test"):
+        assert getattr(default, split).options().autotune.enabled is False
+    assert lfw_module.default_data_options().autotune.enabled is False
+
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    options.threading.private_threadpool_size = 1
+    with pytest.warns(UserWarning, match="fell back"):
+        tuned = load_lfw(image_size=8, batch_size=4, data_options=options)
+    for split in ("train", "validation", "test"):
+        dataset = getattr(tuned, split)
+        assert dataset.options().autotune.enabled is True
+        assert dataset.options().threading.private_threadpool_size == 1
+    # Same images either way: options change how, not what, is read.
+    np.testing.assert_array_equal(tuned.numpy("test"), default.numpy("test"))
+
+
+@pytest.mark.parametrize("value", [{"autotune": False}, "off", False])
+def test_data_options_must_be_tf_data_options(value):
+    with pytest.raises(ValueError, match=re.escape(f"data_options={value!r}")):
+        load_lfw(image_size=8, data_options=value)
