@@ -1,9 +1,9 @@
 """Recursive training of a mirrored conv autoencoder on real LFW faces.
 
-A short run of the library's main loop: load faces split by person, build a
-`MirroredConvStack` in the paper's style (kernel 5 then 3, stride 2, SELU,
-filters doubling from 16), train it one level at a time with
-`RecursiveTrainer`, then score the assembled model on held-out people with
+A short run of the library's main loop: load faces split by person, build
+the paper's network at that size with `MirroredConvStack.paper` (kernel 5
+then 3, stride 2, SELU, filters doubling from 16, down to a 1x1 code),
+train it one level at a time with `RecursiveTrainer`, then score the assembled model on held-out people with
 the paper's metric (per-image sum of squared error) and save it.
 
     python examples/quickstart_lfw.py --data-dir ../shared/data/lfw
@@ -12,7 +12,6 @@ Without `--data-dir` it uses the 100 LFW faces that scikit-image ships.
 """
 
 import argparse
-import math
 import os
 import time
 from pathlib import Path
@@ -48,14 +47,12 @@ def main():
         seed=args.seed,
     )
     print(f"Faces: {faces}")
-    depth = max(1, min(7, int(math.log2(faces.image_shape[0]))))
-    stack = MirroredConvStack(
-        base_filters=16,
-        depth=depth,
-        kernel_sizes=[5] + [3] * (depth - 1),
+    # The paper's network scaled to the image size, down to a 1x1 code.
+    stack = MirroredConvStack.paper(
         input_shape=faces.image_shape,
         normalization=None if args.normalization == "none" else args.normalization,
     )
+    depth = len(stack.filters)
     test_images = faces.numpy("test", max_images=100)
     before = sum_squared_error(test_images, stack.model.predict(test_images, verbose=0))
 
