@@ -126,8 +126,8 @@ def select_configurations(names=None):
     Example:
 
     >>> from keras_recursive_ae.experiments.lfw import select_configurations
-    >>> [c.name for c in select_configurations(["recursive,stacked"])]
-    ['stacked', 'recursive']
+    >>> ", ".join(c.name for c in select_configurations(["recursive,stacked", "vae"]))
+    'stacked, recursive, stacked_vae, recursive_vae'
     """
     if names is None:
         names = ["all"]
