@@ -3,8 +3,9 @@
 A short run of the library's main loop: load faces split by person, build
 the paper's network at that size with `MirroredConvStack.paper` (kernel 5
 then 3, stride 2, SELU, filters doubling from 16, down to a 1x1 code),
-train it one level at a time with `RecursiveTrainer`, then score the assembled model on held-out people with
-the paper's metric (per-image sum of squared error) and save it.
+train it one level at a time with `RecursiveTrainer`, then score the
+assembled model on held-out people with the paper's metric (per-image sum
+of squared error) and save it.
 
     python examples/quickstart_lfw.py --data-dir ../shared/data/lfw
 

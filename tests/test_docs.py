@@ -29,7 +29,6 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import LFW_DIR, REPO_ROOT
 
 DOCS_DIR = REPO_ROOT / "docs"
@@ -67,7 +66,7 @@ def code_blocks(text):
         body, i = [], i + 1
         while i < len(lines) and lines[i].strip() != fence:
             line = lines[i]
-            body.append(line[len(indent):] if line.startswith(indent) else line.lstrip())
+            body.append(line[len(indent) :] if line.startswith(indent) else line.lstrip())
             i += 1
         i += 1
         language = info.split()[0] if info else ""
