@@ -1,42 +1,20 @@
 """Recursive (greedy, layer-wise) training of a symmetric autoencoder."""
 
 import contextlib
-import dataclasses
-import functools
-import math
 
 import keras
-import numpy as np
 
 from keras_recursive_ae import distribution as distribution_lib
-from keras_recursive_ae.checkpoint import SeededBatches, TrainingCheckpoint, model_fingerprint
-from keras_recursive_ae.stage import JointModel, StageModel, StageProgbarLogger
-from keras_recursive_ae.stage_inputs import (
-    StageBatches,
-    StageInputCache,
-    as_tf_dataset,
-    check_finite,
-    check_images,
-    dataset_batch_size,
-    image_batch_shape,
-    is_dataset,
-)
+from keras_recursive_ae.arguments import check_choice, check_int
+from keras_recursive_ae.images import image_batch_shape
+from keras_recursive_ae.levels import levels_of
+from keras_recursive_ae.run import FitOptions, Phase, TrainingRun
+from keras_recursive_ae.training_data import TrainingData
+from keras_recursive_ae.stage import JointModel, StageModel
+from keras_recursive_ae.stage_inputs import StageInputCache
 from keras_recursive_ae.symmetric_autoencoder import SymmetricAutoencoder
 
 SCHEDULES = ("greedy", "joint", "end_to_end")
-
-
-@dataclasses.dataclass(frozen=True)
-class _Phase:
-    """One `fit` of the schedule: a greedy stage, or a pass over all levels."""
-
-    stage: object  # the history's label: a level (1 = outermost) or a name
-    label: str  # the progress bars' label
-    epochs: int
-
-    @property
-    def level(self):
-        return self.stage if isinstance(self.stage, int) else None
 
 
 class RecursiveTrainer:
@@ -141,11 +119,7 @@ class RecursiveTrainer:
         cache_dtype="float32",
         cache_dir=None,
     ):
-        if schedule not in SCHEDULES:
-            raise ValueError(
-                f"Invalid value for argument `schedule`. Expected one of "
-                f"{SCHEDULES}. Received: schedule={schedule!r}"
-            )
+        check_choice(schedule, "schedule", SCHEDULES)
         # Stages are created long after the model: remember its distribution.
         self._distribution = distribution_lib.capture()
         self.schedule = schedule
@@ -174,14 +148,17 @@ class RecursiveTrainer:
                 )
             self._set_autoencoder(encoder)
             return
-        self._encoder_blocks = _levels_of(encoder, "encoder")
-        self._decoder_blocks = _levels_of(decoder, "decoder")
+        self._encoder_blocks = levels_of(encoder, "encoder")
+        self._decoder_blocks = levels_of(decoder, "decoder")
         self._decoder_order = decoder_order
+        check_choice(decoder_order, "decoder_order", ("innermost_first", "outermost_first"))
         input_shape = input_shape or _declared_input_shape(encoder)
         if input_shape is not None:
             self._build(input_shape)
-        elif len(self._encoder_blocks) != len(self._decoder_blocks):
-            self._build(None)  # raises the depth mismatch before any data
+        else:
+            # Raises a depth mismatch before any data, where it can tell.
+            SymmetricAutoencoder.check_depths(self._encoder_blocks, self._decoder_blocks,
+                                              decoder_order)
 
     def _build(self, input_shape):
         self._set_autoencoder(
@@ -254,34 +231,65 @@ class RecursiveTrainer:
     def fit(
         self,
         x,
-        epochs=1,
+        y=None,
         batch_size=None,
-        validation_data=None,
-        callbacks=None,
+        epochs=1,
         verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
         shuffle=True,
+        class_weight=None,
+        sample_weight=None,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        validation_steps=None,
+        validation_batch_size=None,
+        validation_freq=1,
+        *,
         fine_tune_epochs=0,
         checkpoint_dir=None,
-        **kwargs,
     ):
-        """Trains the autoencoder with the trainer's schedule.
+        """Trains the autoencoder with the trainer's schedule, as one run.
+
+        To the callbacks, the whole schedule is one training run: epochs are
+        numbered across phases (stage 2's first epoch of `epochs=[2, 2]` is
+        epoch 3), `callback.model` is the full autoencoder, every epoch's
+        logs hold the phase as `stage` and, with validation data, the full
+        autoencoder's loss on the validation images as `val_image_loss` (the
+        one number comparable across stages: monitor it with
+        `ModelCheckpoint(save_best_only=True)` or `EarlyStopping`), and
+        `on_train_begin`/`on_train_end` happen once. A callback that stops
+        training (`EarlyStopping`) ends the current phase; the next one
+        starts. `callback.model.optimizer` is the running phase's optimizer.
 
         Args:
-            x: images as a NumPy array `(N, height, width, channels)` or a
-                batched `tf.data.Dataset` yielding images (or `(images, _)`
-                pairs, whose second element is ignored).
+            x: images as a NumPy array `(N, height, width, channels)` of
+                floats, or a batched `tf.data.Dataset` yielding them (or
+                `(images, _)` pairs, whose second element is ignored).
+            y: must be `None`: the target is the input.
+            batch_size: as in `keras.Model.fit` (not for datasets).
             epochs: for `"greedy"`, epochs of every stage, or a list with one
                 count per level, outermost first (`0` skips a level); for
                 the other schedules, the number of epochs.
-            batch_size: as in `keras.Model.fit` (not for datasets).
+            verbose: as in `keras.Model.fit`; progress bars are labelled
+                with the phase, e.g. `"Stage 2/7 - Epoch 1/3"`.
+            callbacks: Keras callbacks, for the whole run (see above).
+                `BackupAndRestore` is refused: use `checkpoint_dir`.
+            validation_split: as in `keras.Model.fit`, for arrays: the last
+                fraction of `x` is held out.
             validation_data: held-out images, in the same forms as `x` (a
                 `(images, _)` tuple is accepted too). Each phase reports its
                 loss on them as `val_loss`.
-            callbacks: Keras callbacks, passed to every phase's `fit` (their
-                `model` is the phase's model).
-            verbose: as in `keras.Model.fit`; progress bars are labelled
-                with the phase, e.g. `"Stage 2/7 - Epoch 1/3"`.
             shuffle: as in `keras.Model.fit`.
+            class_weight: not supported (refused).
+            sample_weight: not supported (refused).
+            initial_epoch: the epoch of the run to start at (epochs are
+                numbered across phases).
+            steps_per_epoch: batches per epoch of every phase.
+            validation_steps: as in `keras.Model.fit`.
+            validation_batch_size: as in `keras.Model.fit`.
+            validation_freq: as in `keras.Model.fit`, within each phase.
             fine_tune_epochs: for `"greedy"`, epochs of an end-to-end pass
                 over the assembled autoencoder, everything unfrozen, after
                 the last stage. Defaults to `0` (the paper: none).
@@ -289,84 +297,60 @@ class RecursiveTrainer:
                 saved after every epoch. Calling `fit` again with the same
                 arguments and folder (e.g. after the process was killed)
                 resumes in the phase and epoch where it stopped; a finished
-                run is not trained again. With a checkpoint folder, NumPy
-                inputs and cached stage inputs (a `tf.data` input is cached
-                too) are shuffled in an order fixed by the seed and the
-                epoch, so a resumed run ends with the same weights as an
-                uninterrupted one (bit for bit on the CPU, after
-                `keras.utils.set_random_seed`). With `cache="off"` a
-                `tf.data` input keeps its own order.
-            **kwargs: any other `keras.Model.fit` argument.
+                run is not trained again. Arrays and caches are read in an
+                order fixed by the seed and the epoch, so a resumed run ends
+                with the same weights as an uninterrupted one (bit for bit
+                on the CPU, after `keras.utils.set_random_seed`).
 
         Returns:
             A `keras.callbacks.History` over all phases: `history.history`
             holds every metric per epoch and `history.history["stage"]` the
-            phase each epoch belongs to: the level (1 = outermost) of a
-            greedy stage, or `"fine_tune"`, `"joint"`, `"end_to_end"`.
+            phase each epoch belongs to (see `stage` above).
         """
         if self._compile_args is None:
             raise RuntimeError("Call `compile()` before `fit()`.")
+        _refuse(y=y, class_weight=class_weight, sample_weight=sample_weight)
+        callbacks = list(callbacks or [])
+        for callback in callbacks:
+            if isinstance(callback, keras.callbacks.BackupAndRestore):
+                raise ValueError(
+                    "`BackupAndRestore` cannot restore a run of several phases. Pass "
+                    "`checkpoint_dir=` to `fit` instead: it resumes a killed run in the "
+                    f"phase and epoch where it stopped. Received: callbacks={callbacks!r}"
+                )
+        if validation_split and validation_data is None:
+            x, validation_data = _split(x, validation_split)
+        if isinstance(validation_data, (tuple, list)):
+            validation_data = validation_data[0]
+        if self._autoencoder is None:
+            self._build(image_batch_shape(x, "x")[1:])
+        phases = self._phases(epochs, fine_tune_epochs)
+        check_int(initial_epoch, "initial_epoch")
+        for argument, value in (("steps_per_epoch", steps_per_epoch),
+                                ("validation_steps", validation_steps)):
+            if value is not None:
+                check_int(value, argument, minimum=1)
         # Every stage is built, compiled and trained in the distribution
         # (tf.distribute strategy, keras.distribution) the trainer was created in.
         with distribution_lib.stage_scope(self._distribution):
-            return self._fit(
-                x, epochs, batch_size, validation_data, callbacks, verbose, shuffle,
-                fine_tune_epochs, checkpoint_dir, **kwargs
-            )
-
-    def _fit(self, x, epochs, batch_size, validation_data, callbacks, verbose, shuffle,
-             fine_tune_epochs, checkpoint_dir, **kwargs):
-        if self._autoencoder is None:
-            self._build(image_batch_shape(x, "x")[1:])
-        autoencoder = self.autoencoder
-        distribution_lib.check_weights(self._distribution, autoencoder.model)
-        phases = self._phases(epochs, fine_tune_epochs)
-        check_images(x, "x", autoencoder.input_shape)
-        if isinstance(validation_data, (tuple, list)):
-            validation_data = validation_data[0]
-        if validation_data is not None:
-            check_images(validation_data, "validation_data", autoencoder.input_shape)
-        check_finite(x, "x")
-        if validation_data is not None:
-            check_finite(validation_data, "validation_data")
-        if batch_size is None and is_dataset(x):
-            cache_batch_size = dataset_batch_size(x)
-        else:
-            cache_batch_size = batch_size or 32
-        callbacks = list(callbacks or [])
-        progress = verbose != 0 and not any(
-            isinstance(c, keras.callbacks.ProgbarLogger) for c in callbacks
-        )
-
-        run = _Run(autoencoder.model, phases, checkpoint_dir, self.schedule)
-        # Stage k+1 computes its input from stage k's cache, written over it.
-        largest_row = max(autoencoder.shapes[: self.depth], key=math.prod)
-        with self._cache.run(largest_row):
-            self._fit_phases(run, phases, x, validation_data, batch_size, cache_batch_size,
-                             callbacks, progress, verbose, shuffle, **kwargs)
+            distribution_lib.check_weights(self._distribution, self.model)
+            data = TrainingData(self.autoencoder, self._cache, x, validation_data, batch_size,
+                                greedy=self.schedule == "greedy")
+            options = FitOptions(data.batch_size, shuffle, verbose, steps_per_epoch,
+                                 validation_steps, validation_batch_size, validation_freq)
+            fingerprint = {"schedule": self.schedule,
+                           "phases": [[p.stage, p.epochs] for p in phases]}
+            run = TrainingRun(self.model, phases, callbacks, verbose, checkpoint_dir,
+                              fingerprint, initial_epoch)
+            run.begin()
+            with data:
+                for index, phase in enumerate(phases):
+                    if run.start_of(index) < phase.epochs:
+                        if verbose != 0:
+                            print(f"{phase.label}: {self._describe(phase)}", flush=True)
+                        self._fit_phase(run, index, data, options)
+            run.end()
         return run.history
-
-    def _fit_phases(self, run, phases, x, validation_data, batch_size, cache_batch_size,
-                    callbacks, progress, verbose, shuffle, **kwargs):
-        for index, phase in enumerate(phases):
-            if index < run.phase or phase.epochs == 0:
-                continue
-            run.start(index)
-            if verbose != 0:
-                print(f"{phase.label}: {self._describe(phase)}", flush=True)
-            self._fit_phase(
-                phase,
-                run,
-                x,
-                validation_data,
-                batch_size=batch_size,
-                cache_batch_size=cache_batch_size,
-                callbacks=callbacks + ([StageProgbarLogger(phase.label)] if progress else []),
-                verbose=verbose,
-                shuffle=shuffle,
-                **kwargs,
-            )
-            run.finish_phase(index + 1)
 
     def generate(self, num_images, seed=None):
         """Decodes codes drawn from N(0, I) into images.
@@ -383,27 +367,23 @@ class RecursiveTrainer:
             A NumPy array of `num_images` images, in the decoder's output
             range (`[0, 1]` for a sigmoid output).
         """
-        if not isinstance(num_images, int) or isinstance(num_images, bool) or num_images <= 0:
-            raise ValueError(
-                "Invalid value for argument `num_images`. Expected a strictly "
-                f"positive integer. Received: num_images={num_images!r}"
-            )
+        num_images = check_int(num_images, "num_images", minimum=1)
         code_shape = self.autoencoder.shapes[-1]
         codes = keras.random.normal((num_images,) + tuple(code_shape), seed=seed)
         return self.decoder.predict(codes, verbose=0)
 
     def _phases(self, epochs, fine_tune_epochs):
+        check_int(fine_tune_epochs, "fine_tune_epochs")
+        depth = self.depth
         if self.schedule == "greedy":
-            per_level = _epochs_per_level(epochs, self.depth)
             phases = [
-                _Phase(level, f"Stage {level}/{self.depth}", count)
-                for level, count in enumerate(per_level, start=1)
+                Phase(level, level, f"Stage {level}/{depth}", count)
+                for level, count in enumerate(_epochs_per_level(epochs, depth), start=1)
             ]
-            _check_epochs(fine_tune_epochs, "fine_tune_epochs")
             if fine_tune_epochs:
-                phases.append(_Phase("fine_tune", "Fine-tuning", fine_tune_epochs))
+                phases.append(Phase(depth + 1, None, "Fine-tuning", fine_tune_epochs))
             return phases
-        _check_epochs(epochs, "epochs")
+        check_int(epochs, "epochs")
         if fine_tune_epochs:
             raise ValueError(
                 "`fine_tune_epochs` follows a greedy schedule; the "
@@ -411,7 +391,7 @@ class RecursiveTrainer:
                 f"Received: fine_tune_epochs={fine_tune_epochs!r}"
             )
         label = "Joint training" if self.schedule == "joint" else "End-to-end training"
-        return [_Phase(self.schedule, label, epochs)]
+        return [Phase(1, None, label, epochs)]
 
     def _describe(self, phase):
         shapes = self.autoencoder.shapes
@@ -423,89 +403,60 @@ class RecursiveTrainer:
             f"{shapes[level - 1]} from T_{level} {shapes[level]}"
         )
 
-    def _phase_model(self, phase, prefix):
+    def _phase_model(self, phase):
         autoencoder = self.autoencoder
         if phase.level is not None:
+            level = phase.level
+            prefix = None
+            if self._cache.recomputes and level > 1:
+                prefix = autoencoder.encoder_prefix(level - 1)
             return StageModel(
-                autoencoder.encoder_levels[phase.level - 1],
-                autoencoder.decoder_levels[phase.level - 1],
-                prefix=prefix if self._cache.recomputes else None,
-                name=f"stage_{phase.level}",
+                autoencoder.encoder_levels[level - 1],
+                autoencoder.decoder_levels[level - 1],
+                prefix=prefix,
+                name=f"stage_{level}",
             )
-        if phase.stage == "joint":
+        if self.schedule == "joint":
             return JointModel(autoencoder, self.level_weights, self.stop_target_gradients)
-        return StageModel(autoencoder.encoder, autoencoder.decoder, name=str(phase.stage))
+        name = "fine_tune" if self.schedule == "greedy" else self.schedule
+        return StageModel(autoencoder.encoder, autoencoder.decoder, name=name)
 
-    def _fit_phase(self, phase, run, x, validation_data, batch_size, cache_batch_size, **fit_args):
+    def _fit_phase(self, run, index, data, options):
+        phase = run.phases[index]
         autoencoder = self.autoencoder
         level = phase.level or 1
-        frozen = [
-            layer for earlier in range(1, level) for layer in autoencoder.encoder_level_layers(earlier)
-        ]
-        prefix = autoencoder.encoder_prefix(level - 1) if level > 1 else None
-        # Greedy stages read the images again (stage 2 computes its input
-        # from them): decode a dataset once. One joint or end-to-end phase
-        # would only pay for an extra pass.
-        inputs = functools.partial(self._cache.inputs, cache_images=self.schedule == "greedy")
-        validation_inputs = contextlib.nullcontext(None)
-        if validation_data is not None:
-            validation_inputs = inputs(prefix, validation_data, cache_batch_size)
-        with (
-            _frozen(frozen),
-            inputs(prefix, x, cache_batch_size) as data,
-            validation_inputs as val,
-        ):
-            model = self._phase_model(phase, prefix)
+        frozen = [layer for k in range(1, level) for layer in autoencoder.encoder_level_layers(k)]
+        before = autoencoder.model.get_weights()
+        with _frozen(frozen):
+            model = self._phase_model(phase)
             model.compile(**_fresh_compile_args(self._compile_args))
-            if not model.optimizer.built:
-                # Built here rather than inside the first traced step, where
-                # TensorFlow would then trace the step a second time.
-                model.optimizer.build(model.trainable_variables)
-            initial_epoch = run.restore(model)
-            if is_dataset(data):
-                # Datasets come batched and shuffled by their own pipeline.
-                batch_size, fit_args["shuffle"] = None, False
-            elif isinstance(data, StageBatches) and batch_size is None:
-                batch_size = data.batch_size
-            elif batch_size is None:
-                batch_size = cache_batch_size
-            distributed = self._distribution is not None
-            in_memory = isinstance(data, StageBatches) and data.location == "memory"
-            if distributed and in_memory and not run.resumable:
-                # An array: strategies shard it (a PyDataset is not sharded).
-                data = data.read(slice(0, data.num_samples))
-            if not is_dataset(data) and (
-                not distributed or run.resumable or isinstance(data, StageBatches)
-            ):
-                # Arrays and caches are read in a seeded order, the same in a
-                # resumed run, rather than through Keras' array pipeline,
-                # which copies the data and is slower per step.
-                data = SeededBatches(
-                    data,
-                    batch_size,
-                    seed=run.seed(),
-                    shuffle=fit_args.pop("shuffle"),
-                    first_epoch=initial_epoch,
-                    epochs=phase.epochs,
-                )
-                # The batches are in their seeded order; Keras must not reorder them.
-                fit_args["shuffle"], fit_args["steps_per_epoch"] = False, data.batches_per_epoch
-                batch_size = None
-                if not distributed and keras.backend.backend() == "tensorflow":
-                    data = as_tf_dataset(data)
-            fit_args["callbacks"] = (
-                [_StopOnNonFiniteLoss(phase.label)] + fit_args["callbacks"] + [run.recorder(phase, model)]
-            )
-            before = autoencoder.model.get_weights()
+            # Built here rather than inside the first traced step, where
+            # TensorFlow would then trace the step a second time.
+            model.optimizer.build(model.trainable_variables)
+            run.restore_phase(index, model)
+            first = run.start_of(index)
+            train, validation = data.for_level(phase.level)
+            inputs, steps = data.fit_inputs(train, options, run.seed(index), first, phase.epochs)
+            if validation is not None:
+                validation, validation_steps = data.fit_inputs(
+                    validation, options, run.seed(index), 0, 1, validation=True)
+            image_loss = data.image_loss(self._compile_args["loss"])
+            run.callbacks.set_params({"verbose": options.verbose, "steps": steps,
+                                      "epochs": sum(p.epochs for p in run.phases)})
             try:
-                model.fit(
-                    data,
-                    validation_data=val,
-                    batch_size=batch_size,
-                    epochs=phase.epochs,
-                    initial_epoch=initial_epoch,
-                    **fit_args,
-                )
+                with _optimizer_of(autoencoder.model, model.optimizer):
+                    model.fit(
+                        inputs,
+                        epochs=phase.epochs,
+                        initial_epoch=first,
+                        steps_per_epoch=steps,
+                        shuffle=False,  # the batches come in their seeded order
+                        validation_data=validation,
+                        validation_steps=options.validation_steps,
+                        validation_freq=options.validation_freq,
+                        callbacks=run.phase_callbacks(index, model, image_loss),
+                        verbose=options.verbose,
+                    )
             except BaseException:
                 # A failed phase leaves no half-trained weights behind; the
                 # phases before it keep theirs.
@@ -513,132 +464,34 @@ class RecursiveTrainer:
                 raise
 
 
-class _Run:
-    """The history of one `fit` over all phases, and its checkpoint, if any."""
-
-    def __init__(self, model, phases, checkpoint_dir, schedule):
-        self.model = model
-        self.history = keras.callbacks.History()
-        self.history.set_model(model)
-        self.history.epoch, self.history.history = [], {}
-        self.phase, self.epochs_done = 0, 0
-        self.checkpoint = None
-        self._state = None
-        # Drawn from NumPy's global generator, so `keras.utils.set_random_seed`
-        # fixes it; a resumed run reads it back from its checkpoint.
-        self.shuffle_seed = int(np.random.randint(2**31 - 1))
-        if checkpoint_dir is None:
-            return
-        self.checkpoint = TrainingCheckpoint(
-            checkpoint_dir,
-            {
-                "schedule": schedule,
-                "phases": [[str(p.stage), p.epochs] for p in phases],
-                "variables": model_fingerprint(model.variables),
-            },
-        )
-        state = self.checkpoint.load()
-        if state is None:
-            return
-        self._state = state
-        self.shuffle_seed = state["shuffle_seed"]
-        self.phase, self.epochs_done = state["phase"], state["epochs_done"]
-        self.history.history = {
-            key: [math.nan if v is None else v for v in values]
-            for key, values in state["history"].items()
-        }
-        self.history.epoch = list(range(state["epoch_count"]))
-        self.checkpoint.restore(state, model.variables)
-
-    @property
-    def resumable(self):
-        return self.checkpoint is not None
-
-    def start(self, phase_index):
-        if phase_index != self.phase:
-            self.phase, self.epochs_done = phase_index, 0
-
-    def seed(self):
-        """The shuffling seed of the running phase."""
-        return [self.shuffle_seed, self.phase]
-
-    def restore(self, phase_model):
-        """Restores the optimizer of a phase stopped mid-way; its first epoch."""
-        if self.checkpoint is None or self._state is None or self.epochs_done == 0:
-            return 0
-        self.checkpoint.restore(self._state, self.model.variables, phase_model.optimizer.variables)
-        return self.epochs_done
-
-    def recorder(self, phase, phase_model):
-        return _EpochRecorder(self, phase, phase_model)
-
-    def record(self, phase, logs, phase_model):
-        history = self.history
-        done = len(history.epoch)
-        logs = dict(logs or {}, stage=phase.stage)
-        for key in list(history.history) + [k for k in logs if k not in history.history]:
-            history.history.setdefault(key, [math.nan] * done).append(logs.get(key, math.nan))
-        history.epoch.append(done)
-        self.epochs_done += 1
-        if self.checkpoint is not None:
-            self._save(phase_model.optimizer.variables)
-
-    def finish_phase(self, next_phase):
-        self.phase, self.epochs_done = next_phase, 0
-        if self.checkpoint is not None:
-            self._save([])
-
-    def _save(self, optimizer_variables):
-        state = {
-            "phase": self.phase,
-            "epochs_done": self.epochs_done,
-            "epoch_count": len(self.history.epoch),
-            "history": self.history.history,
-            "shuffle_seed": self.shuffle_seed,
-        }
-        try:
-            self.checkpoint.save(state, self.model.variables, optimizer_variables)
-        except OSError as error:
-            raise OSError(
-                error.errno,
-                f"Could not write the checkpoint in {self.checkpoint.directory} "
-                f"({error.strerror or error}); the previous checkpoint there is intact.",
-            ) from error
-        self._state = None  # what is in memory is now newer than any checkpoint
-
-
-class _StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops the run, naming the phase, when an epoch's loss is NaN or infinite."""
-
-    def __init__(self, label):
-        super().__init__()
-        self.label = label
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise FloatingPointError(
-                f"{self.label} diverged: its loss was {float(loss)} in epoch "
-                f"{epoch + 1}. Its weights were put back as they were before it "
-                "started; the phases before it keep theirs. Lower the learning "
-                "rate, or look for NaN or infinite values in the data."
+def _refuse(**arguments):
+    for argument, value in arguments.items():
+        if value is not None:
+            raise ValueError(
+                f"`RecursiveTrainer.fit` does not take `{argument}`: an autoencoder's "
+                f"target is its input, and every image counts the same. "
+                f"Received: {argument}={value!r}"
             )
 
 
-class _EpochRecorder(keras.callbacks.Callback):
-    """Appends each epoch to the run's history, then checkpoints the run."""
-
-    def __init__(self, run, phase, phase_model):
-        super().__init__()
-        self.run, self.phase, self.phase_model = run, phase, phase_model
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.run.record(self.phase, logs, self.phase_model)
+def _split(x, validation_split):
+    if not isinstance(validation_split, float) or not 0 < validation_split < 1:
+        raise ValueError(
+            "Invalid value for argument `validation_split`. Expected a float "
+            f"between 0 and 1. Received: validation_split={validation_split!r}"
+        )
+    if not hasattr(x, "__len__") or not hasattr(x, "shape"):
+        raise ValueError(
+            "`validation_split` is only supported for arrays; pass "
+            f"`validation_data` for a dataset. Received: x of type {type(x).__name__}"
+        )
+    split = int(len(x) * (1 - validation_split))
+    return x[:split], x[split:]
 
 
 @contextlib.contextmanager
 def _frozen(layers):
-    """Freezes `layers` for a stage; their flags are restored even on error."""
+    """Freezes `layers` for a phase; their flags are restored even on error."""
     saved = [(layer, layer.trainable) for layer in layers]
     try:
         for layer in layers:
@@ -648,6 +501,17 @@ def _frozen(layers):
         # Parents come before their sublayers, so each flag ends as it was.
         for layer, trainable in saved:
             layer.trainable = trainable
+
+
+@contextlib.contextmanager
+def _optimizer_of(model, optimizer):
+    """Makes `optimizer` the model's while a phase trains, for the callbacks."""
+    previous = getattr(model, "optimizer", None)
+    model.optimizer = optimizer  # learning-rate callbacks then act on the phase
+    try:
+        yield
+    finally:
+        model.optimizer = previous
 
 
 def _fresh_compile_args(compile_args):
@@ -665,48 +529,27 @@ def _fresh(obj):
     return keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(obj))
 
 
-def _levels_of(model, argument):
-    if isinstance(model, keras.Sequential):
-        return list(model.layers)
-    if isinstance(model, (list, tuple)):
-        return list(model)
-    raise TypeError(
-        f"Expected `{argument}` to be a keras.Sequential or a list of blocks "
-        "(one per level), or `encoder` to be a SymmetricAutoencoder such as a "
-        f"MirroredConvStack. Received: {argument} of type {type(model).__name__}"
-    )
-
-
 def _declared_input_shape(encoder):
-    if isinstance(encoder, keras.Sequential):
-        try:
-            return tuple(encoder.input_shape[1:])
-        except (AttributeError, ValueError):
-            return None
-    return None
+    try:
+        return tuple(encoder.input_shape[1:])
+    except (AttributeError, ValueError):
+        return None
 
 
 def _epochs_per_level(epochs, depth):
-    def valid(value):
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-    if valid(epochs):
-        return [epochs] * depth
-    if isinstance(epochs, (list, tuple)) and len(epochs) == depth and all(map(valid, epochs)):
-        return list(epochs)
+    if isinstance(epochs, (list, tuple)):
+        if len(epochs) == depth:
+            return [check_int(count, "epochs") for count in epochs]
+    else:
+        try:
+            return [check_int(epochs, "epochs")] * depth
+        except ValueError:
+            pass
     raise ValueError(
         "Invalid value for argument `epochs`. Expected a non-negative integer "
         f"or a list of {depth} of them (one per level, outermost first). "
         f"Received: epochs={epochs!r}"
     )
-
-
-def _check_epochs(value, argument):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`. Expected a non-negative "
-            f"integer. Received: {argument}={value!r}"
-        )
 
 
 def _standardize_level_weights(level_weights, depth):

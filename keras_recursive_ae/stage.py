@@ -47,25 +47,6 @@ class StageModel(keras.Model):
         return multi_worker_logs(logs)
 
 
-class StageProgbarLogger(keras.callbacks.ProgbarLogger):
-    """Keras' progress bar, with every epoch line labelled by its stage.
-
-    Prints `"<label> - Epoch i/n"` where Keras prints `"Epoch i/n"`.
-    """
-
-    def __init__(self, label):
-        super().__init__()
-        self.label = label
-
-    def on_epoch_begin(self, epoch, logs=None):
-        # Keras prints its own unlabelled "Epoch i/n" only when epochs > 1.
-        epochs, self.epochs = self.epochs, 1
-        super().on_epoch_begin(epoch, logs)
-        self.epochs = epochs
-        if self.verbose:
-            print(f"{self.label} - Epoch {epoch + 1}/{self.epochs}", flush=True)
-
-
 class JointModel(keras.Model):
     """All levels trained at once, with a reconstruction loss at every level.
 

@@ -4,11 +4,9 @@ import re
 
 import keras
 
+from keras_recursive_ae.levels import block_name, fold_weightless, is_graph_model, may_be_a_level
+
 _DECODER_ORDERS = ("innermost_first", "outermost_first")
-
-
-def _block_name(block):
-    return getattr(block, "name", None) or getattr(block, "__name__", None) or repr(block)
 
 
 def _plain(error):
@@ -26,9 +24,14 @@ def call_block(block, inputs):
     The layers of a `Sequential` or functional block join the caller's graph
     instead of nesting the block as one layer. Nesting would make Keras
     serialize a `SharedBatchNorm` used by two blocks twice, which cannot be
-    reloaded; a flat graph keeps the sharing through `.keras` files.
+    reloaded; a flat graph keeps the sharing through `.keras` files. A list
+    of blocks (a level folded from several) is called block after block.
     """
-    if isinstance(block, keras.Sequential) or type(block).__name__ == "Functional":
+    if isinstance(block, (list, tuple)):
+        for part in block:
+            inputs = call_block(part, inputs)
+        return inputs
+    if is_graph_model(block):
         return block.call(inputs)
     return block(inputs)
 
@@ -110,18 +113,9 @@ class SymmetricAutoencoder:
                 "The encoder needs at least one level. "
                 f"Received: encoder_blocks={encoder_blocks}"
             )
-        if len(encoder_blocks) != len(decoder_blocks):
-            raise ValueError(
-                "The encoder and the decoder must have the same number of "
-                f"levels. Received: {len(encoder_blocks)} encoder levels "
-                f"({[_block_name(b) for b in encoder_blocks]}) and "
-                f"{len(decoder_blocks)} decoder levels "
-                f"({[_block_name(b) for b in decoder_blocks]})."
-            )
         self.input_shape = _standardize_input_shape(input_shape)
-        self.encoder_blocks = encoder_blocks
-        self.decoder_blocks = decoder_blocks
         self.name = name
+        self.encoder_blocks, self.decoder_blocks = encoder_blocks, decoder_blocks[::-1]
         self._build_graph()
 
     @property
@@ -136,43 +130,61 @@ class SymmetricAutoencoder:
 
     def _build_graph(self):
         images = keras.Input(shape=self.input_shape, name="images")
-        encoded = [images]
-        for k, block in enumerate(self.encoder_blocks, start=1):
-            source = encoded[-1]
+        # Each block is called once, in running order; levels are then cut
+        # where a block with weights starts (weightless blocks fold in).
+        outputs = [images]
+        for index, block in enumerate(self.encoder_blocks):
+            level = _level_so_far(self.encoder_blocks[: index + 1])
+            source = outputs[-1]
             try:
                 output = call_block(block, source)
             except Exception as error:
                 raise ValueError(
-                    f"Encoder level {k} ('{_block_name(block)}') failed on "
-                    f"T_{k - 1} of shape {_shape(source)}: {_plain(error)}"
+                    f"Encoder level {level} ('{block_name(block)}') failed on "
+                    f"T_{level - 1} of shape {_shape(source)}: {_plain(error)}"
                 ) from error
-            encoded.append(_single_tensor(output, "Encoder", k, block))
+            outputs.append(_single_tensor(output, "Encoder", level, block))
+        groups, ends = fold_weightless(self.encoder_blocks, "Encoder")
+        encoded = [images] + [outputs[end] for end in ends]
+        self.encoder_blocks = groups
 
-        # rebuilt[k] is the decoder's tensor at level k: T_n, then D_n(T_n)...
-        rebuilt = [None] * self.depth + [encoded[-1]]
-        for k in range(self.depth, 0, -1):
-            block = self.decoder_blocks[k - 1]
-            target = encoded[k - 1]
+        depth = self.depth
+        rebuilt_outputs = [encoded[-1]]
+        for index, block in enumerate(self.decoder_blocks):
+            level = depth + 1 - _level_so_far(self.decoder_blocks[: index + 1])
+            source = rebuilt_outputs[-1]
             expectation = (
-                f"Decoder level {k} ('{_block_name(block)}') must map T_{k} of "
-                f"shape {_shape(encoded[k])} back to the shape of T_{k - 1}, "
-                f"{_shape(target)}"
+                f"Decoder level {level} ('{block_name(block)}') must map T_{level} of "
+                f"shape {_shape(encoded[level])} back to the shape of T_{level - 1}, "
+                f"{_shape(encoded[level - 1])}"
             )
             try:
-                output = call_block(block, rebuilt[k])
+                output = call_block(block, source)
             except Exception as error:
+                # Likelier than a bad block: a decoder shorter than the encoder.
+                self.check_depths(self.encoder_blocks, self.decoder_blocks)
                 raise ValueError(f"{expectation}, but calling it failed: {_plain(error)}") from error
-            output = _single_tensor(output, "Decoder", k, block)
+            rebuilt_outputs.append(_single_tensor(output, "Decoder", max(level, 1), block))
+        groups, ends = fold_weightless(self.decoder_blocks, "Decoder")
+        self.decoder_blocks = groups[::-1]  # outermost first, as the encoder's
+        _check_same_depth(self.encoder_blocks, self.decoder_blocks)
+        # rebuilt[k] is the decoder's tensor at level k: T_n, then D_n(T_n)...
+        rebuilt = [None] * depth + [encoded[-1]]
+        for level, group, end in zip(range(depth, 0, -1), self.decoder_blocks[::-1], ends):
+            output, target = rebuilt_outputs[end], encoded[level - 1]
+            name = block_name(group)
             if _shape(output) != _shape(target):
                 raise ValueError(
-                    f"{expectation}. Received output shape {_shape(output)}."
+                    f"Decoder level {level} ('{name}') must map T_{level} of shape "
+                    f"{_shape(encoded[level])} back to the shape of T_{level - 1}, "
+                    f"{_shape(target)}. Received output shape {_shape(output)}."
                 )
-            if not _same_kind_of_dtype(output.dtype, target.dtype, exact=k > 1):
+            if not _same_kind_of_dtype(output.dtype, target.dtype, exact=level > 1):
                 raise ValueError(
-                    f"Decoder level {k} ('{_block_name(block)}') must rebuild T_{k - 1} "
+                    f"Decoder level {level} ('{name}') must rebuild T_{level - 1} "
                     f"in its dtype, {target.dtype}. Received output dtype {output.dtype}."
                 )
-            rebuilt[k - 1] = output
+            rebuilt[level - 1] = output
 
         self._encoder_tensors = encoded
         self._decoder_tensors = rebuilt
@@ -181,12 +193,27 @@ class SymmetricAutoencoder:
         self.decoder = keras.Model(encoded[-1], rebuilt[0], name=f"{self.name}_decoder")
         self.encoder_levels = [
             keras.Model(encoded[k - 1], encoded[k], name=f"encoder_level_{k}")
-            for k in range(1, self.depth + 1)
+            for k in range(1, depth + 1)
         ]
         self.decoder_levels = [
             keras.Model(rebuilt[k], rebuilt[k - 1], name=f"decoder_level_{k}")
-            for k in range(1, self.depth + 1)
+            for k in range(1, depth + 1)
         ]
+
+    @staticmethod
+    def check_depths(encoder_blocks, decoder_blocks, decoder_order="innermost_first"):
+        """Raises if the pair clearly cannot have the same depth, before any shape is known.
+
+        Blocks without weights fold into a neighbouring level, which only
+        building tells for a layer not built yet: a pair with a block known
+        to be weightless is not judged here, but once built.
+        """
+        blocks = list(encoder_blocks) + list(decoder_blocks)
+        if not all(may_be_a_level(b) for b in blocks):
+            return
+        if decoder_order == "innermost_first":
+            decoder_blocks = list(decoder_blocks)[::-1]
+        _check_same_depth(list(encoder_blocks), list(decoder_blocks))
 
     def encoder_prefix(self, level):
         """The encoder up to `T_level`: a model from the images to `T_level`."""
@@ -220,14 +247,28 @@ class SymmetricAutoencoder:
 
 def _owned_layers(view):
     found = {}
-    for layer in view.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        # `_flatten_layers` is how Keras itself walks nested layers
-        # (`Layer.trainable` uses it); Keras has no public equivalent.
-        for sublayer in layer._flatten_layers(include_self=True, recursive=True):
-            found[id(sublayer)] = sublayer
+    pending = [layer for layer in view.layers if not isinstance(layer, keras.layers.InputLayer)]
+    while pending:
+        layer = pending.pop()
+        found[id(layer)] = layer
+        pending.extend(getattr(layer, "layers", []))  # the layers of a nested model
     return list(found.values())
+
+
+def _check_same_depth(encoder, decoder):
+    if len(encoder) != len(decoder):
+        raise ValueError(
+            "The encoder and the decoder must have the same number of "
+            f"levels. Received: {len(encoder)} encoder levels "
+            f"({[block_name(b) for b in encoder]}) and "
+            f"{len(decoder)} decoder levels "
+            f"({[block_name(b) for b in decoder]})."
+        )
+
+
+def _level_so_far(blocks):
+    """The level of the last of `blocks` (in running order), if it has weights."""
+    return max(1, sum(map(may_be_a_level, blocks)))
 
 
 def _same_kind_of_dtype(output, target, exact):
@@ -242,7 +283,7 @@ def _same_kind_of_dtype(output, target, exact):
 def _single_tensor(output, side, level, block):
     if not isinstance(output, keras.KerasTensor):
         raise ValueError(
-            f"{side} level {level} ('{_block_name(block)}') must return one "
+            f"{side} level {level} ('{block_name(block)}') must return one "
             f"tensor. Received: {type(output).__name__} {output!r}"
         )
     return output

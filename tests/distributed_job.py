@@ -46,7 +46,7 @@ if MODE == "tf_mirrored":
 import keras  # noqa: E402
 
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer, SharedBatchNorm  # noqa: E402
-from keras_recursive_ae.distribution import wait_for_workers  # noqa: E402
+from workers import wait_for_workers  # noqa: E402
 
 layers = keras.layers
 

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
-from keras_recursive_ae.distribution import wait_for_workers
+from workers import wait_for_workers
 
 JOB = REPO_ROOT / "tests" / "distributed_job.py"
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-6}

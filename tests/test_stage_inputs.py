@@ -1,6 +1,4 @@
-import mmap
 import os
-import weakref
 
 import numpy as np
 import pytest
@@ -8,13 +6,8 @@ import tensorflow as tf
 
 import keras
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
-from keras_recursive_ae.checkpoint import SeededBatches
-from keras_recursive_ae.stage_inputs import (
-    StageBatches,
-    StageInputCache,
-    _MemoryStore,
-    as_tf_dataset,
-)
+from keras_recursive_ae.batches import SeededBatches, as_tf_dataset
+from keras_recursive_ae.stage_inputs import StageInputCache
 
 # float16 keeps 11 significant bits (relative spacing 2**-11, about 5e-4):
 # after two epochs per stage of a 3-level stack, every trained weight stays
@@ -44,38 +37,26 @@ def _counting_dataset(images, batch_size, counter):
     )
 
 
-def _train(cache, x, epochs=2, shuffle=False, callbacks=None, depth=3, run=True,
-           checkpoint_dir=None):
+def _train(cache, x, epochs=2, shuffle=False, callbacks=None, depth=3, checkpoint_dir=None):
     keras.utils.set_random_seed(1)
     stack = MirroredConvStack(
         filters=(4,) * depth, input_shape=(16, 16, 3), normalization="shared"
     )
     trainer = RecursiveTrainer(stack, cache=cache)
     trainer.compile(optimizer="adam")
-    scope = cache.run() if run and isinstance(cache, StageInputCache) else _nothing()
-    with scope:
-        history = trainer.fit(
-            x, epochs=epochs, batch_size=8, shuffle=shuffle, callbacks=callbacks, verbose=0,
-            checkpoint_dir=checkpoint_dir,
-        )
+    history = trainer.fit(
+        x, epochs=epochs, batch_size=8, shuffle=shuffle, callbacks=callbacks, verbose=0,
+        checkpoint_dir=checkpoint_dir,
+    )
     return trainer.model.get_weights(), history.history["loss"]
 
 
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *args):
-        return False
-
-
 @pytest.mark.parametrize("mode", ["memory", "disk"])
-@pytest.mark.parametrize("run", [True, False])
-def test_float32_cache_trains_the_same_weights_as_no_cache(mode, run, tmp_path):
+def test_float32_cache_trains_the_same_weights_as_no_cache(mode, tmp_path):
     x = _images()
     reference, reference_loss = _train(StageInputCache("off"), x)
     cache = StageInputCache(mode, directory=tmp_path)
-    weights, loss = _train(cache, x, run=run)
+    weights, loss = _train(cache, x)
     assert [p.location for p in cache.placements] == [mode, mode]
     np.testing.assert_allclose(loss, reference_loss, rtol=1e-5)
     for a, b in zip(weights, reference):
@@ -152,10 +133,10 @@ def test_fine_tuning_after_the_stages_reads_a_cached_dataset_again():
         history = trainer.fit(
             dataset, epochs=1, fine_tune_epochs=1, batch_size=8, shuffle=False, verbose=0
         )
-        assert history.history["stage"] == [1, 2, "fine_tune"]
+        assert history.history["stage"] == [1, 2, 3]
         results.append(trainer.model.get_weights())
-    # The images are cached again for fine-tuning: T_0, T_1, T_0.
-    assert [p.shape[1:] for p in cache.placements] == [(16, 16, 3), (8, 8, 4), (16, 16, 3)]
+    # Stage 1 reads the cached images, stage 2 T_1; fine-tuning reads the dataset.
+    assert [p.shape[1:] for p in cache.placements] == [(16, 16, 3), (8, 8, 4)]
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -181,10 +162,6 @@ def test_the_dataset_is_decoded_once_inside_a_run():
     # from the images, and no epoch reads the dataset again.
     assert len(decoded) == len(x)
     decoded.clear()
-    _train(StageInputCache("memory"), _counting_dataset(x, 8, decoded), epochs=2, run=False)
-    # `RecursiveTrainer.fit` opens a run of its own: still decoded once.
-    assert len(decoded) == len(x)
-    decoded.clear()
     _train(StageInputCache("off"), _counting_dataset(x, 8, decoded), epochs=2)
     # Every epoch of every stage (some backends also peek at a batch or two).
     assert len(decoded) >= 3 * 2 * len(x)
@@ -200,20 +177,17 @@ def test_a_tiny_budget_switches_to_disk(tmp_path):
     assert [p.location for p in cache.placements] == ["memory", "memory"]
 
 
-@pytest.mark.parametrize("run", [True, False])
-def test_the_budget_counts_the_cache_already_held(run, tmp_path):
+def test_the_budget_counts_the_caches_held(tmp_path):
     # T_1 of the training and of the validation images is 32x8x8x4 float32 =
-    # 32 KiB each, T_2 8 KiB. The training images' T_1 takes the budget, and
-    # their T_2 is written over it; the validation images' caches go to disk.
+    # 32 KiB each, T_2 8 KiB. The training images' T_1 takes the budget and
+    # the validation images' T_1 goes to disk; each T_2 replaces its T_1.
     keras.utils.set_random_seed(1)
     stack = MirroredConvStack(filters=(4, 4, 4), input_shape=(16, 16, 3))
     cache = StageInputCache("auto", budget=32 * 8 * 8 * 4 * 4, directory=tmp_path)
     trainer = RecursiveTrainer(stack, cache=cache)
     trainer.compile(optimizer="adam")
-    # The trainer opens a run of its own when the caller has none.
-    with cache.run() if run else _nothing():
-        trainer.fit(_images(), epochs=2, batch_size=8, validation_data=_images(seed=1), verbose=0)
-    assert [p.location for p in cache.placements] == ["memory", "disk", "memory", "disk"]
+    trainer.fit(_images(), epochs=2, batch_size=8, validation_data=_images(seed=1), verbose=0)
+    assert [p.location for p in cache.placements] == ["memory", "disk", "memory", "memory"]
 
 
 class _SeeFiles(keras.callbacks.Callback):
@@ -221,168 +195,60 @@ class _SeeFiles(keras.callbacks.Callback):
         super().__init__()
         self.folder, self.explode_in, self.seen = folder, explode_in, []
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
     def on_train_batch_end(self, batch, logs=None):
         self.seen.append(len(os.listdir(self.folder)))
-        if self.model.name == self.explode_in:
+        if self.epoch == self.explode_in:
             raise RuntimeError("boom")
 
 
-@pytest.mark.parametrize("run", [True, False])
-def test_temporary_files_are_removed_after_training_and_after_an_error(run, tmp_path):
+def test_temporary_files_are_removed_after_training_and_after_an_error(tmp_path):
     x = _images()
     see = _SeeFiles(tmp_path)
-    _train(StageInputCache("disk", directory=tmp_path), x, callbacks=[see], run=run)
+    _train(StageInputCache("disk", directory=tmp_path), x, callbacks=[see])
     assert max(see.seen) >= 1  # there were cache files during training
     assert os.listdir(tmp_path) == []
-    see = _SeeFiles(tmp_path, explode_in="stage_3")
+    see = _SeeFiles(tmp_path, explode_in=4)  # stage 3's first epoch
     with pytest.raises(RuntimeError, match="boom"):
-        _train(StageInputCache("disk", directory=tmp_path), x, callbacks=[see], run=run)
+        _train(StageInputCache("disk", directory=tmp_path), x, callbacks=[see])
     assert max(see.seen) >= 1
     assert os.listdir(tmp_path) == []
 
 
-def test_a_cache_computed_with_other_weights_is_not_reused():
+def test_each_cache_is_computed_from_the_one_before(tmp_path):
     stack = MirroredConvStack(filters=(4, 4, 4), input_shape=(16, 16, 3))
-    x = _images()
-    cache = StageInputCache("memory")
-    with cache.run():
-        with cache.inputs(stack.encoder_prefix(1), x, 8):
-            pass
-        layer = stack.model.get_layer("encoder_conv_1")
-        layer.kernel.assign(layer.kernel * 2.0)  # e.g. a fine-tuning pass
-        with cache.inputs(stack.encoder_prefix(2), x, 8) as batches:
-            cached = np.concatenate([batches[i] for i in range(len(batches))])
-    expected = stack.encoder_prefix(2).predict(x, batch_size=8, verbose=0)
-    np.testing.assert_allclose(cached, expected, rtol=1e-5, atol=1e-6)
-
-
-def test_the_same_data_twice_in_a_stage_is_computed_once():
-    stack = MirroredConvStack(filters=(4, 4), input_shape=(16, 16, 3))
-    x = _images()
-    cache = StageInputCache("memory")
-    prefix = stack.encoder_prefix(1)
-    with cache.inputs(prefix, x, 8) as train, cache.inputs(prefix, x, 8) as val:
-        assert len(cache.placements) == 1
-        np.testing.assert_array_equal(train[0], val[0])
-    assert cache._entries == {}
-
-
-def _chained_caches(cache, x, keep_a_batch=False):
-    """Caches T_1, T_2, T_3 of a 3-level stack in turn, as greedy stages do.
-
-    Returns, for each cache, the index of the earlier cache whose memory it
-    was written into, or `None`.
-    """
-    stack = MirroredConvStack(filters=(4, 4, 4), input_shape=(16, 16, 3))
-    buffers, written_over, contents, kept = [], [], [], None
-    with cache.run():
-        for level in (1, 2, 3):
-            with cache.inputs(stack.encoder_prefix(level), x, 8) as batches:
-                memory = getattr(batches._store, "buffer", None)
-                # Weak references: the test must not keep freed memory alive.
-                found = (i for i, b in enumerate(buffers) if b() is memory)
-                written_over.append(next(found, None))
-                buffers.append(weakref.ref(memory) if memory is not None else lambda: None)
-                contents.append(np.concatenate([batches[i] for i in range(len(batches))]))
-                if level == 1 and keep_a_batch:
-                    kept = batches[0]  # a view of the cache, in memory and float32
-                    kept_copy = kept.copy()
-            del memory, batches
-    expected = [stack.encoder_prefix(level).predict(x, verbose=0) for level in (1, 2, 3)]
-    for got, want in zip(contents, expected):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    if keep_a_batch:
-        np.testing.assert_array_equal(kept, kept_copy)
-    return written_over
-
-
-def test_each_cache_is_written_over_the_one_it_is_computed_from():
-    # 300 rows: three batches of cache passes (128 rows at least), the last short.
-    assert _chained_caches(StageInputCache("memory"), _images(300)) == [None, 0, 0]
-
-
-def test_a_cache_someone_still_reads_is_not_written_over():
-    written_over = _chained_caches(StageInputCache("memory"), _images(300), keep_a_batch=True)
-    assert written_over == [None, None, 1]
-
-
-def test_a_cache_written_over_its_source_takes_no_more_memory(tmp_path):
-    # T_1 is 32x8x8x4 float32 = 32 KiB, T_2 8 KiB, T_3 2 KiB.
-    cache = StageInputCache("auto", budget=32 * 1024, directory=tmp_path)
-    assert _chained_caches(cache, _images()) == [None, 0, 0]
-    assert [p.location for p in cache.placements] == ["memory"] * 3
-    # With 31 KiB T_1 goes to disk; T_2 fits, and T_3 is written over it.
-    cache = StageInputCache("auto", budget=31 * 1024, directory=tmp_path)
-    assert _chained_caches(cache, _images()) == [None, None, 1]
-    assert [p.location for p in cache.placements] == ["disk", "memory", "memory"]
-
-
-def test_a_larger_cache_is_written_over_the_images_when_the_run_reserves_room():
-    # T_1 (8x8x16) has more values per row than the images (16x16x3): it is
-    # written last row first, over the cached images of a dataset.
-    stack = MirroredConvStack(filters=(16, 4), input_shape=(16, 16, 3))
-    x = _images(300)
-    expected = stack.encoder_prefix(1).predict(x, verbose=0)
-    dataset = tf.data.Dataset.from_tensor_slices(x).batch(50)
-    for largest_row, same_memory in (((8, 8, 16), True), (None, False)):
-        cache = StageInputCache("memory")
-        with cache.run(largest_row):
-            with cache.inputs(None, dataset, 8) as images:
-                memory = weakref.ref(images._store.buffer)
-                np.testing.assert_array_equal(images.read(slice(0, 300)), x)
-            del images
-            with cache.inputs(stack.encoder_prefix(1), dataset, 8) as t_1:
-                assert (t_1._store.buffer is memory()) is same_memory
-                np.testing.assert_allclose(t_1.read(slice(0, 300)), expected, rtol=1e-5, atol=1e-6)
-            del t_1
-    assert cache.placements[0].nbytes == 300 * 16 * 16 * 3 * 4  # the images' size, not the room
-
-
-def test_the_room_reserved_for_larger_rows_counts_against_the_budget(tmp_path):
-    # The images take 300x16x16x3 float32 = 900 KiB, T_1 1,200 KiB. With a
-    # budget of 1,000 KiB the images get no room for T_1, and T_1 goes to disk.
-    stack = MirroredConvStack(filters=(16, 4), input_shape=(16, 16, 3))
-    dataset = tf.data.Dataset.from_tensor_slices(_images(300)).batch(50)
-    cache = StageInputCache("auto", budget=1000 * 1024, directory=tmp_path)
-    with cache.run((8, 8, 16)):
-        with cache.inputs(None, dataset, 8) as images:
-            assert images._store.buffer.nbytes == 300 * 16 * 16 * 3 * 4
-        del images
-        with cache.inputs(stack.encoder_prefix(1), dataset, 8):
-            pass
-    assert [p.location for p in cache.placements] == ["memory", "disk"]
-
-
-def _resident_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * mmap.PAGESIZE
-
-
-@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads Linux's /proc")
-def test_fresh_cache_memory_is_touched_before_rows_are_written():
-    before = _resident_bytes()
-    store = _MemoryStore(512, (256, 256), "float32")  # 128 MiB, no row written yet
-    assert store.size == 0
-    assert _resident_bytes() - before >= 0.9 * store.buffer.nbytes
-
-
-def test_batches_read_the_same_rows_from_memory_and_disk(tmp_path):
-    stack = MirroredConvStack(filters=(4, 4), input_shape=(16, 16, 3))
-    x = _images(37)
-    prefix = stack.encoder_prefix(1)
-    expected = prefix.predict(x, batch_size=8, verbose=0)
-    rows = np.sort(np.random.default_rng(3).choice(37, size=12, replace=False))
+    x = _images(300)  # three batches of cache passes (128 rows at least), the last short
     for mode in ("memory", "disk"):
         cache = StageInputCache(mode, directory=tmp_path)
-        with cache.inputs(prefix, x, 8) as batches:
-            assert isinstance(batches, StageBatches) and batches.location == mode
-            assert len(batches) == 5 and batches[4].shape == (5, 8, 8, 4)
-            for _ in range(2):  # a batch is the same whenever it is read
-                read = np.concatenate([batches[i] for i in range(len(batches))])
-                np.testing.assert_allclose(read, expected, rtol=1e-6, atol=1e-6)
-            np.testing.assert_allclose(batches.read(rows), expected[rows], rtol=1e-6, atol=1e-6)
-            path = batches.path
-        assert path is None or not os.path.exists(path)
+        tensor = x
+        for level in (1, 2, 3):
+            computed = cache.next(stack.encoder_levels[level - 1], tensor, batch_size=8)
+            expected = stack.encoder_prefix(level).predict(x, verbose=0)
+            assert isinstance(computed, np.memmap) == (mode == "disk")
+            np.testing.assert_allclose(computed, expected, rtol=1e-5, atol=1e-6)
+            cache.free(tensor)
+            tensor = computed
+        cache.free(tensor)
+        assert os.listdir(tmp_path) == []
+
+
+def test_seeded_batches_read_the_same_rows_from_memory_and_disk(tmp_path):
+    stack = MirroredConvStack(filters=(4, 4), input_shape=(16, 16, 3))
+    x = _images(37)
+    expected = stack.encoder_prefix(1).predict(x, batch_size=8, verbose=0)
+    for mode in ("memory", "disk"):
+        cache = StageInputCache(mode, directory=tmp_path)
+        t_1 = cache.next(stack.encoder_levels[0], x, batch_size=8)
+        batches = SeededBatches(t_1, 8, seed=[1], shuffle=True, first_epoch=0, epochs=2)
+        assert len(batches) == 10 and batches[4].shape == (5, 8, 8, 4)
+        for epoch in range(2):
+            order = batches.order(epoch)
+            read = np.concatenate([batches[epoch * 5 + i] for i in range(5)])
+            rows = np.concatenate([np.sort(order[i * 8 : (i + 1) * 8]) for i in range(5)])
+            np.testing.assert_allclose(read, expected[rows], rtol=1e-6, atol=1e-6)
+        cache.free(t_1)
 
 
 def test_a_dataset_of_unknown_cardinality_is_cached():
@@ -391,9 +257,9 @@ def test_a_dataset_of_unknown_cardinality_is_cached():
     assert int(dataset.cardinality()) == tf.data.UNKNOWN_CARDINALITY
     for mode in ("auto", "disk"):
         cache = StageInputCache(mode)
-        with cache.inputs(None, dataset, 8) as batches:
-            rows = np.concatenate([batches[i] for i in range(len(batches))])
+        rows = cache.images(dataset, 8)
         np.testing.assert_array_equal(rows, x)
+        cache.free(rows)
         assert cache.placements[0].location == ("memory" if mode == "auto" else "disk")
 
 
@@ -401,15 +267,13 @@ def test_values_beyond_float16_raise_a_clear_error():
     dataset = tf.data.Dataset.from_tensor_slices(_images(8) * 1e5).batch(4)
     cache = StageInputCache("memory", dtype="float16")
     with pytest.raises(ValueError, match="cache_dtype='float32'"):
-        with cache.inputs(None, dataset, 4):
-            pass
+        cache.images(dataset, 4)
 
 
 def test_numpy_images_at_the_first_stage_are_not_copied():
     x = _images()
     cache = StageInputCache("memory")
-    with cache.inputs(None, x, 8) as data:
-        assert data is x
+    assert cache.images(x, 8) is x
     assert cache.placements == []
 
 

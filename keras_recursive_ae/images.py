@@ -1,0 +1,142 @@
+"""Checking the user's images before any training."""
+
+import sys
+
+import numpy as np
+
+RANGE_SLACK = 0.01
+"""How far outside [0, 1] images may go before a sigmoid decoder refuses them."""
+
+def is_dataset(data):
+    # Only a user who already imported TensorFlow can pass a `tf.data.Dataset`.
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(data, tf.data.Dataset)
+
+
+def image_batch_shape(data, argument):
+    """The shape of `data` as a batch of images, checked to be non-empty."""
+    if is_dataset(data):
+        tf = sys.modules["tensorflow"]
+        spec = data.element_spec
+        if isinstance(spec, (tuple, list)):
+            spec = spec[0]  # (images, targets) pairs: the targets are not used
+        if not isinstance(spec, tf.TensorSpec):
+            raise TypeError(
+                f"Expected `{argument}` to yield batches of images (or "
+                f"(images, anything) pairs). Received a dataset of {spec}"
+            )
+        cardinality = int(data.cardinality())
+        if cardinality == 0 or (
+            cardinality == tf.data.UNKNOWN_CARDINALITY and not any(True for _ in data.take(1))
+        ):
+            raise ValueError(f"The dataset passed as `{argument}` is empty.")
+        if cardinality == tf.data.INFINITE_CARDINALITY:
+            raise ValueError(
+                f"The dataset passed as `{argument}` repeats forever; recursive "
+                "training runs one `fit` per level over a finite dataset. "
+                "Remove `.repeat()`."
+            )
+        return tuple(spec.shape)
+    shape = getattr(data, "shape", None)
+    if shape is None:
+        raise TypeError(
+            f"Expected `{argument}` to be an array of images (N, height, width, "
+            "channels) or a batched `tf.data.Dataset` of them. "
+            f"Received: {argument} of type {type(data).__name__}"
+        )
+    shape = tuple(shape)
+    if len(shape) >= 1 and shape[0] == 0:
+        raise ValueError(f"`{argument}` is empty. Received: {argument} with shape {shape}")
+    return shape
+
+
+def check_images(data, argument, image_shape):
+    """Raises if `data` is not a batch of images of `image_shape`."""
+    shape = image_batch_shape(data, argument)
+    expected = (None,) + tuple(image_shape)
+    batched = is_dataset(data)
+    if len(shape) != len(expected) or tuple(shape[1:]) != tuple(image_shape):
+        what = "batches of" if batched else "an array of"
+        hint = ""
+        if batched and tuple(shape) == tuple(image_shape):
+            hint = " The dataset yields single images: call `.batch(batch_size)` on it."
+        raise ValueError(
+            f"Expected `{argument}` to be {what} images of shape "
+            f"{tuple(image_shape)} (with a leading batch axis). Received: "
+            f"{argument} with {'element ' if batched else ''}shape {shape}.{hint}"
+        )
+
+
+def check_finite(data, argument, chunk=1024):
+    """Raises if an array of images holds NaN or infinite values.
+
+    Arrays are read in chunks, so the check needs no second copy of the
+    data. Datasets are not read ahead: a non-finite loss stops training.
+    """
+    if is_dataset(data):
+        return
+    bad = []
+    for start in range(0, len(data), chunk):
+        images = np.asarray(data[start : start + chunk])
+        if not np.issubdtype(images.dtype, np.floating):
+            return  # integer images cannot hold NaN
+        finite = np.isfinite(images.reshape(len(images), -1)).all(axis=1)
+        bad.extend(int(i) + start for i in np.flatnonzero(~finite))
+    if bad:
+        shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+        raise ValueError(
+            f"`{argument}` holds {len(bad)} images with NaN or infinite values "
+            f"(at indices {shown}). Remove or repair them before training."
+        )
+
+
+def check_range(data, argument, sigmoid_output, chunk=1024):
+    """Raises if `data` holds integer images, or values outside [0, 1] for a sigmoid.
+
+    A sigmoid output can only rebuild values in [0, 1]; integer images
+    (`uint8` in [0, 255], say) are almost always meant as `x / 255`.
+    Datasets are checked by their dtype only: their values are not read ahead.
+    """
+    dtype = _dtype(data)
+    if dtype is not None and not np.issubdtype(dtype, np.floating):
+        low, high = _range(data, chunk) if not is_dataset(data) else (None, None)
+        values = "" if low is None else f" with values in [{low}, {high}]"
+        raise ValueError(
+            f"Expected `{argument}` to hold float images, e.g. in [0, 1]. "
+            f"Received: {argument} of dtype {np.dtype(dtype).name}{values}. Convert "
+            f"them first, e.g. `{argument} / 255` for 8-bit images."
+        )
+    if sigmoid_output and not is_dataset(data):
+        low, high = _range(data, chunk)
+        # A little slack for resampling's overshoot (e.g. 1.0000001).
+        if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
+            raise ValueError(
+                f"Expected `{argument}` to hold images in [0, 1]: the decoder ends "
+                f"in a sigmoid, which cannot rebuild other values. Received: "
+                f"{argument} with values in [{low:.4g}, {high:.4g}]. Rescale them "
+                f"first, e.g. `{argument} / 255` for 8-bit images, or end the "
+                "decoder in another activation."
+            )
+
+
+def _dtype(data):
+    if is_dataset(data):
+        spec = data.element_spec
+        spec = spec[0] if isinstance(spec, (tuple, list)) else spec
+        return spec.dtype.as_numpy_dtype
+    return getattr(data, "dtype", None)
+
+
+def _range(data, chunk):
+    low, high = np.inf, -np.inf
+    for start in range(0, len(data), chunk):
+        images = np.asarray(data[start : start + chunk])
+        low, high = min(low, images.min()), max(high, images.max())
+    return low.item(), high.item()
+
+
+def dataset_batch_size(data):
+    """The number of images in the first batch of a dataset."""
+    for batch in data.take(1):
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return int(images.shape[0])

@@ -1,0 +1,115 @@
+"""Cutting a user's encoder or decoder into levels."""
+
+import keras
+
+
+def levels_of(model, argument):
+    """The blocks of `model`, one per layer or nested model, in running order.
+
+    Args:
+        model: a `keras.Sequential`, a list of blocks, or a functional
+            `keras.Model` whose graph is a single chain of layers.
+        argument: the argument's name, for error messages.
+
+    Raises:
+        TypeError: for anything else (a subclassed model, a branching graph),
+            saying how to express levels.
+    """
+    if isinstance(model, (list, tuple)):
+        return list(model)
+    if isinstance(model, keras.Sequential):
+        return list(model.layers)
+    if isinstance(model, keras.Model) and is_graph_model(model):
+        return _chain(model, argument)
+    raise TypeError(
+        f"Expected `{argument}` to be a keras.Sequential, a list of blocks (one "
+        "per level), or a functional keras.Model whose layers form a single "
+        "chain; or `encoder` to be a SymmetricAutoencoder such as a "
+        f"MirroredConvStack. Received: {argument} of type {type(model).__name__}. "
+        "A subclassed model hides its levels: pass its blocks as a list."
+    )
+
+
+def is_graph_model(block):
+    """Whether `block` is a `Sequential` or functional model (a graph of layers)."""
+    if not isinstance(block, keras.Model):
+        return False
+    try:
+        return bool(block.outputs)  # subclassed models have none
+    except (AttributeError, ValueError):
+        return False
+
+
+def _chain(model, argument):
+    """The top-level layers of a functional model whose graph is one chain."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise TypeError(
+            f"Expected `{argument}` to have one input and one output. Received a "
+            f"model with {len(model.inputs)} inputs and {len(model.outputs)} outputs."
+        )
+    tensor = model.inputs[0]
+    blocks = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    for layer in blocks:
+        try:
+            follows = layer.input is tensor
+        except (AttributeError, ValueError):  # a layer called more than once
+            follows = False
+        if not follows:
+            raise TypeError(
+                f"Expected `{argument}` to be a single chain of layers, each "
+                f"taking the previous one's output, but layer '{layer.name}' "
+                "does not. Branching graphs have no levels to train one by one: "
+                "express the levels as a list of blocks (each block may be a "
+                "functional model of its own)."
+            )
+        tensor = layer.output
+    return blocks
+
+
+def has_weights(block):
+    """Whether a built block owns any weight."""
+    return bool(getattr(block, "weights", None))
+
+
+def fold_weightless(blocks, side):
+    """Groups blocks into levels: each weightless block joins its neighbour.
+
+    A weightless block (Flatten, Reshape, Dropout alone, a plain function)
+    joins the level before it in running order; weightless blocks before the
+    first weighted one join that one.
+
+    Args:
+        blocks: the blocks, built, in running order.
+        side: `"Encoder"` or `"Decoder"`, for the error message.
+
+    Returns:
+        `(groups, ends)`: the blocks of each level, and for each level the
+        number of blocks up to its end (so `outputs[end - 1]` is its output).
+
+    Raises:
+        ValueError: if no block has weights.
+    """
+    weighted = [i for i, block in enumerate(blocks) if has_weights(block)]
+    if not weighted:
+        names = [block_name(b) for b in blocks]
+        raise ValueError(
+            f"{side} level blocks {names} have no weights: there is nothing to "
+            "train. Every level needs at least one layer with weights."
+        )
+    starts = [0] + weighted[1:]
+    ends = weighted[1:] + [len(blocks)]
+    groups = [blocks[start:end] for start, end in zip(starts, ends)]
+    return [group[0] if len(group) == 1 else group for group in groups], ends
+
+
+def may_be_a_level(block):
+    """Whether `block` may have weights once built (false for built weightless layers)."""
+    if not isinstance(block, keras.layers.Layer):
+        return False
+    return not block.built or has_weights(block)
+
+
+def block_name(block):
+    if isinstance(block, (list, tuple)):
+        return "+".join(block_name(b) for b in block)
+    return getattr(block, "name", None) or getattr(block, "__name__", None) or repr(block)
