@@ -535,13 +535,20 @@ def test_the_example_end_to_end_on_a_few_dozen_real_faces(lfw_dir, tmp_path):
 def test_history_record_numbers_levels_as_ints_whatever_type_the_logs_hold():
     history = keras.callbacks.History()
     history.history = {
-        "stage": [1, np.int64(1), 2.0, np.float32(2.0), np.array(3), "fine_tune"],
-        "loss": [0.5, 0.4, 0.3, 0.2, 0.1, math.nan],
-        "val_image_loss": [0.1] * 6,
+        "stage": [1, np.int64(1), 2.0, np.float32(2.0), np.array(3), 4.0, "fine_tune"],
+        "loss": [0.5, 0.4, 0.3, 0.2, 0.1, 0.1, math.nan],
+        "val_image_loss": [0.1] * 7,
     }
-    record = scores.history_record(history)
+    record = scores.history_record(history, "greedy", depth=3)
     assert record == {
-        "stage": [1, 1, 2, 2, 3, "fine_tune"],
-        "loss": [0.5, 0.4, 0.3, pytest.approx(0.2), 0.1, None],
+        "stage": [1, 1, 2, 2, 3, "fine_tune", "fine_tune"],
+        "loss": [0.5, 0.4, 0.3, pytest.approx(0.2), 0.1, 0.1, None],
     }
     assert all(type(s) is int for s in record["stage"][:5])
+    # Other schedules: every epoch carries the schedule's name, whatever
+    # the logs number it.
+    for schedule in ("end_to_end", "joint"):
+        history.history = {"stage": [1.0, 1.0], "loss": [0.2, 0.1]}
+        assert scores.history_record(history, schedule)["stage"] == [schedule] * 2
+        history.history = {"stage": [schedule], "loss": [0.2]}
+        assert scores.history_record(history, schedule)["stage"] == [schedule]

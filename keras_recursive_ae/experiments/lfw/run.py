@@ -299,7 +299,7 @@ def run_experiment(
         rebuilt = np.asarray(trainer.model.predict(x_test, batch_size=batch_size, verbose=0))
         reconstructions[configuration.name] = rebuilt
         scores = evaluate_reconstructions(x_test, rebuilt)
-        curves = history_record(history)
+        curves = history_record(history, configuration.schedule, depth)
         histories[configuration.name] = curves
         entry = {
             "name": configuration.name,

@@ -50,9 +50,30 @@ def finite_or_none(value):
     return value if math.isfinite(value) else None
 
 
-def history_record(history):
-    """The history's per-epoch stage, loss and val_loss, JSON-ready."""
-    record = {"stage": [_stage_label(s) for s in history.history.get("stage", [])]}
+def history_record(history, schedule="greedy", depth=None):
+    """The history's per-epoch stage, loss and val_loss, JSON-ready.
+
+    Args:
+        history: The `keras.callbacks.History` of `RecursiveTrainer.fit`.
+        schedule: The trainer's schedule. Every epoch of an `"end_to_end"`
+            or `"joint"` run is labelled with the schedule's name.
+        depth: Optional number of levels of a greedy run: a stage number
+            above it is the end-to-end fine-tuning, labelled `"fine_tune"`
+            (as is any stage the history names instead of numbering).
+
+    Returns:
+        A dict with `stage` (level numbers as `int`s, phases by name),
+        `loss` and, with validation, `val_loss` (non-finite values `None`).
+    """
+    stages = [_stage_label(s) for s in history.history.get("stage", [])]
+    if schedule != "greedy":
+        stages = [schedule] * len(stages)
+    else:
+        stages = [
+            s if isinstance(s, int) and (depth is None or s <= depth) else "fine_tune"
+            for s in stages
+        ]
+    record = {"stage": stages}
     for key in ("loss", "val_loss"):
         if key in history.history:
             record[key] = [finite_or_none(v) for v in history.history[key]]
