@@ -64,9 +64,9 @@ def main(argv=None):
     import tensorflow as tf
 
     from keras_recursive_ae import MirroredConvStack
-    from keras_recursive_ae.checkpoint import SeededBatches
+    from keras_recursive_ae.batches import SeededBatches
     from keras_recursive_ae.stage import StageModel
-    from keras_recursive_ae.stage_inputs import as_tf_dataset
+    from keras_recursive_ae.batches import as_tf_dataset
 
     print(f"# bench_feeding {time.strftime('%Y-%m-%d %H:%M %Z')}")
     print(f"# machine: {os.cpu_count()} cores, {platform.system()}; "
