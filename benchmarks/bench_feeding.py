@@ -64,13 +64,14 @@ def main(argv=None):
     import tensorflow as tf
 
     from keras_recursive_ae import MirroredConvStack
-    from keras_recursive_ae.batches import SeededBatches
+    from keras_recursive_ae.batches import SeededBatches, as_tf_dataset
     from keras_recursive_ae.stage import StageModel
-    from keras_recursive_ae.batches import as_tf_dataset
 
     print(f"# bench_feeding {time.strftime('%Y-%m-%d %H:%M %Z')}")
-    print(f"# machine: {os.cpu_count()} cores, {platform.system()}; "
-          f"Keras {keras.__version__}, TensorFlow {tf.__version__}")
+    print(
+        f"# machine: {os.cpu_count()} cores, {platform.system()}; "
+        f"Keras {keras.__version__}, TensorFlow {tf.__version__}"
+    )
     print(f"# command: {' '.join(['python'] + sys.argv)}")
     keras.utils.set_random_seed(0)
     stack = MirroredConvStack.paper(input_shape=(args.image_size,) * 2 + (3,))
@@ -106,8 +107,14 @@ def main(argv=None):
 
     def gathered(batches, x):
         # The same rows as `batches`: row numbers read through the same order.
-        numbers = SeededBatches(np.arange(len(x)), batches.batch_size, batches.seed,
-                                batches.shuffle, batches.first_epoch, batches.epochs)
+        numbers = SeededBatches(
+            np.arange(len(x)),
+            batches.batch_size,
+            batches.seed,
+            batches.shuffle,
+            batches.first_epoch,
+            batches.epochs,
+        )
         rows = tf.ragged.constant([numbers[i] for i in range(len(numbers))])
         tensor = tf.convert_to_tensor(x)
         options = tf.data.Options()
@@ -121,20 +128,23 @@ def main(argv=None):
         if variant == "array":
             model.fit(x, batch_size=batch, epochs=args.epochs, shuffle=True, verbose=0)
         else:
-            data = SeededBatches(x, batch, seed=[0, level], shuffle=True, first_epoch=0,
-                                 epochs=args.epochs)
+            data = SeededBatches(
+                x, batch, seed=[0, level], shuffle=True, first_epoch=0, epochs=args.epochs
+            )
             per_epoch = data.batches_per_epoch
             if variant == "tf_dataset":
                 data = as_tf_dataset(data)
             elif variant == "tf_gather":
                 data = gathered(data, x)
-            model.fit(data, epochs=args.epochs, steps_per_epoch=per_epoch, shuffle=False,
-                      verbose=0)
+            model.fit(data, epochs=args.epochs, steps_per_epoch=per_epoch, shuffle=False, verbose=0)
         return time.perf_counter() - start
 
     print()
-    print("| stage | input | " + " | ".join(f"{v} ms/step" for v in VARIANTS)
-          + " | array / tf_dataset |")
+    print(
+        "| stage | input | "
+        + " | ".join(f"{v} ms/step" for v in VARIANTS)
+        + " | array / tf_dataset |"
+    )
     print("|---|---|" + "---:|" * (len(VARIANTS) + 1))
     for level in args.levels:
         shape = stack.shapes[level - 1]
@@ -142,11 +152,15 @@ def main(argv=None):
         best = dict.fromkeys(VARIANTS, float("inf"))
         for _ in range(args.rounds):
             for variant in VARIANTS:
-                seconds = bare_loop(level, x) if variant == "bare_loop" else with_fit(level, x, variant)
+                seconds = (
+                    bare_loop(level, x) if variant == "bare_loop" else with_fit(level, x, variant)
+                )
                 best[variant] = min(best[variant], seconds / steps * 1000)
         cells = " | ".join(f"{best[v]:.1f}" for v in VARIANTS)
-        print(f"| {level} | {tuple(shape)} | {cells} | {best['array'] / best['tf_dataset']:.2f} |",
-              flush=True)
+        print(
+            f"| {level} | {tuple(shape)} | {cells} | {best['array'] / best['tf_dataset']:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

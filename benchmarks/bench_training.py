@@ -95,7 +95,8 @@ def parse_args(argv=None):
         "--repeats",
         type=int,
         default=1,
-        help="runs of each variant, each repeat in an order rotated by one (the fastest is reported)",
+        help="runs of each variant, each repeat in an order rotated by one "
+        "(the fastest is reported)",
     )
     parser.add_argument("--profile", action="store_true", help="print a per-stage step profile")
     parser.add_argument("--profile-rounds", type=int, default=7, help=argparse.SUPPRESS)
@@ -168,8 +169,9 @@ def run_child(args):
             inputs = keras.Input(x.shape[1:])
             model = keras.Model(inputs, decoder(encoder(inputs)), name=f"stage_{level}")
             model.compile(optimizer="adam", loss="mse", **compile_args)
-            stage = model.fit(x, x, batch_size=args.batch_size, epochs=args.epochs, verbose=0,
-                              callbacks=[timer])
+            stage = model.fit(
+                x, x, batch_size=args.batch_size, epochs=args.epochs, verbose=0, callbacks=[timer]
+            )
             losses += stage.history["loss"]
             if level < stack.depth:
                 x = encoder.predict(x, batch_size=128, verbose=0)
@@ -303,8 +305,15 @@ def run_profile(args):
 
 def _spawn(args, variant):
     argv = [sys.executable, __file__, "--child", variant]
-    for name in ("data_dir", "image_size", "images", "epochs", "base_filters", "batch_size",
-                 "steps_per_execution"):
+    for name in (
+        "data_dir",
+        "image_size",
+        "images",
+        "epochs",
+        "base_filters",
+        "batch_size",
+        "steps_per_execution",
+    ):
         argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     if variant == "profile":
         argv += ["--profile"]
@@ -364,8 +373,10 @@ def _print_repeats(runs):
         if means[variant] is None or means["plain"] is None:
             print(f"| {variant} | {walls} | n/a | n/a |")
             continue
-        print(f"| {variant} | {walls} | {means[variant]:.1f} "
-              f"| {means[variant] / means['plain']:.3f} |")
+        print(
+            f"| {variant} | {walls} | {means[variant]:.1f} "
+            f"| {means[variant] / means['plain']:.3f} |"
+        )
 
 
 def _caches(result):
@@ -385,21 +396,27 @@ def _print_time_split(results):
     if not rows:
         return
     print()
-    print("| variant | wall s | inside the phases' fit s | cache passes s | rest s "
-          "| fit s per phase |")
+    print(
+        "| variant | wall s | inside the phases' fit s | cache passes s | rest s "
+        "| fit s per phase |"
+    )
     print("|---|---:|---:|---:|---:|---|")
     for r in rows:
         fits = r["phase_fit_s"]
         caches = sum(p["s"] for p in r.get("placements") or [])
         rest = r["wall_s"] - sum(fits.values()) - caches
         per_phase = ", ".join(f"{name} {s:.1f}" for name, s in fits.items())
-        print(f"| {r['variant']} | {r['wall_s']:.1f} | {sum(fits.values()):.1f} | {caches:.1f} "
-              f"| {rest:.1f} | {per_phase} |")
+        print(
+            f"| {r['variant']} | {r['wall_s']:.1f} | {sum(fits.values()):.1f} | {caches:.1f} "
+            f"| {rest:.1f} | {per_phase} |"
+        )
 
 
 def _print_profile(profile):
     print()
-    print("| model | input | trainable params | forward ms | gradients ms | optimizer ms | step ms |")
+    print(
+        "| model | input | trainable params | forward ms | gradients ms | optimizer ms | step ms |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|")
     total = 0.0
     for name, shape, params, t in profile:

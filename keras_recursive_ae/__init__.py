@@ -14,6 +14,7 @@ from keras_recursive_ae.metrics import (
     sum_squared_error,
 )
 from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
+from keras_recursive_ae.reconstruction_logger import ReconstructionLogger
 from keras_recursive_ae.recursive_trainer import RecursiveTrainer
 from keras_recursive_ae.shared_batch_norm import SharedBatchNorm
 from keras_recursive_ae.symmetric_autoencoder import SymmetricAutoencoder
@@ -27,6 +28,7 @@ __all__ = [
     "SSIM",
     "SharpnessRatio",
     "SumSquaredError",
+    "ReconstructionLogger",
     "RecursiveTrainer",
     "SharedBatchNorm",
     "SymmetricAutoencoder",

@@ -5,8 +5,9 @@ import numbers
 
 def check_choice(value, argument, choices):
     """Raises `ValueError` unless `value` is one of `choices`."""
-    if not any(value is choice or (type(value) is type(choice) and value == choice)
-               for choice in choices):
+    if not any(
+        value is choice or (type(value) is type(choice) and value == choice) for choice in choices
+    ):
         raise ValueError(
             f"Invalid value for argument `{argument}`. Expected one of {tuple(choices)}. "
             f"Received: {argument}={value!r}"

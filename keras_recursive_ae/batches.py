@@ -107,9 +107,7 @@ def fit_inputs(images, batch_size, seed, shuffle, first_epoch, epochs, steps_per
         `(data, steps_per_epoch)` for `keras.Model.fit`, which must not
         shuffle or batch them again.
     """
-    batches = SeededBatches(
-        images, batch_size, seed, shuffle, first_epoch, epochs, steps_per_epoch
-    )
+    batches = SeededBatches(images, batch_size, seed, shuffle, first_epoch, epochs, steps_per_epoch)
     if keras.backend.backend() == "tensorflow":
         return as_tf_dataset(batches), batches.steps_per_epoch
     return batches, batches.steps_per_epoch

@@ -73,8 +73,9 @@ class TrainingCheckpoint:
                 name = f"{key}-{record['epoch_count']:06d}-{os.getpid()}.weights.h5"
                 saved.save_weights(self.directory / name)
                 files[key] = name
-            record = dict(record, version=_FORMAT_VERSION, fingerprint=self.fingerprint,
-                          files=files)
+            record = dict(
+                record, version=_FORMAT_VERSION, fingerprint=self.fingerprint, files=files
+            )
             temporary = self.directory / f".{_RECORD}.{os.getpid()}"
             with open(temporary, "w") as f:
                 json.dump(record, f)

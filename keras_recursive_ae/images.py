@@ -7,6 +7,7 @@ import numpy as np
 RANGE_SLACK = 0.01
 """How far outside [0, 1] images may go before a sigmoid decoder refuses them."""
 
+
 def is_dataset(data):
     # Only a user who already imported TensorFlow can pass a `tf.data.Dataset`.
     tf = sys.modules.get("tensorflow")

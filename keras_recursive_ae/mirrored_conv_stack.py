@@ -123,9 +123,7 @@ class MirroredConvStack(SymmetricAutoencoder):
         _check_choice(encoder_style, _ENCODER_STYLES, "encoder_style")
         _check_choice(decoder_statistics, ("encoder", "batch"), "decoder_statistics")
         self.activation = _get(keras.activations.get, activation, "activation")
-        self.output_activation = _get(
-            keras.activations.get, output_activation, "output_activation"
-        )
+        self.output_activation = _get(keras.activations.get, output_activation, "output_activation")
         self.normalization = normalization
         self.decoder_statistics = decoder_statistics
         self.decoder_style = decoder_style
@@ -254,9 +252,7 @@ class MirroredConvStack(SymmetricAutoencoder):
                 name=f"encoder_conv_{k}",
             )(inputs)
             if self.encoder_style == "pooling" and stride > 1:
-                x = keras.layers.MaxPooling2D(
-                    stride, padding="same", name=f"encoder_pool_{k}"
-                )(x)
+                x = keras.layers.MaxPooling2D(stride, padding="same", name=f"encoder_pool_{k}")(x)
             innermost_variational = self.variational and k == len(shapes) - 1
             if innermost_variational:
                 x = VariationalBottleneck(
@@ -360,9 +356,7 @@ def _standardize_filters(filters, base_filters, depth):
     if isinstance(filters, int):
         filters = [filters]
     filters = list(filters) if isinstance(filters, (list, tuple)) else []
-    if not filters or any(
-        not isinstance(f, int) or isinstance(f, bool) or f <= 0 for f in filters
-    ):
+    if not filters or any(not isinstance(f, int) or isinstance(f, bool) or f <= 0 for f in filters):
         raise ValueError(
             "Invalid value for argument `filters`. Expected a non-empty "
             "sequence of strictly positive integers, one per level. "
@@ -373,6 +367,7 @@ def _standardize_filters(filters, base_filters, depth):
 
 def _per_level(value, depth, name, pair=False):
     """One value per level from one value for all levels or a sequence."""
+
     def valid(item):
         if pair and isinstance(item, (tuple, list)):
             return len(item) == 2 and all(valid(i) for i in item)

@@ -9,10 +9,10 @@ from keras_recursive_ae.arguments import check_choice, check_int
 from keras_recursive_ae.images import image_batch_shape
 from keras_recursive_ae.levels import levels_of
 from keras_recursive_ae.run import FitOptions, Phase, TrainingRun
-from keras_recursive_ae.training_data import TrainingData
 from keras_recursive_ae.stage import JointModel, StageModel
 from keras_recursive_ae.stage_inputs import StageInputCache
 from keras_recursive_ae.symmetric_autoencoder import SymmetricAutoencoder
+from keras_recursive_ae.training_data import TrainingData
 
 SCHEDULES = ("greedy", "joint", "end_to_end")
 
@@ -157,8 +157,9 @@ class RecursiveTrainer:
             self._build(input_shape)
         else:
             # Raises a depth mismatch before any data, where it can tell.
-            SymmetricAutoencoder.check_depths(self._encoder_blocks, self._decoder_blocks,
-                                              decoder_order)
+            SymmetricAutoencoder.check_depths(
+                self._encoder_blocks, self._decoder_blocks, decoder_order
+            )
 
     def _build(self, input_shape):
         self._set_autoencoder(
@@ -326,22 +327,40 @@ class RecursiveTrainer:
             self._build(image_batch_shape(x, "x")[1:])
         phases = self._phases(epochs, fine_tune_epochs)
         check_int(initial_epoch, "initial_epoch")
-        for argument, value in (("steps_per_epoch", steps_per_epoch),
-                                ("validation_steps", validation_steps)):
+        for argument, value in (
+            ("steps_per_epoch", steps_per_epoch),
+            ("validation_steps", validation_steps),
+        ):
             if value is not None:
                 check_int(value, argument, minimum=1)
         # Every stage is built, compiled and trained in the distribution
         # (tf.distribute strategy, keras.distribution) the trainer was created in.
         with distribution_lib.stage_scope(self._distribution):
             distribution_lib.check_weights(self._distribution, self.model)
-            data = TrainingData(self.autoencoder, self._cache, x, validation_data, batch_size,
-                                greedy=self.schedule == "greedy")
-            options = FitOptions(data.batch_size, shuffle, verbose, steps_per_epoch,
-                                 validation_steps, validation_batch_size, validation_freq)
-            fingerprint = {"schedule": self.schedule,
-                           "phases": [[p.stage, p.epochs] for p in phases]}
-            run = TrainingRun(self.model, phases, callbacks, verbose, checkpoint_dir,
-                              fingerprint, initial_epoch)
+            data = TrainingData(
+                self.autoencoder,
+                self._cache,
+                x,
+                validation_data,
+                batch_size,
+                greedy=self.schedule == "greedy",
+            )
+            options = FitOptions(
+                data.batch_size,
+                shuffle,
+                verbose,
+                steps_per_epoch,
+                validation_steps,
+                validation_batch_size,
+                validation_freq,
+            )
+            fingerprint = {
+                "schedule": self.schedule,
+                "phases": [[p.stage, p.epochs] for p in phases],
+            }
+            run = TrainingRun(
+                self.model, phases, callbacks, verbose, checkpoint_dir, fingerprint, initial_epoch
+            )
             run.begin()
             with data:
                 for index, phase in enumerate(phases):
@@ -439,10 +458,16 @@ class RecursiveTrainer:
             inputs, steps = data.fit_inputs(train, options, run.seed(index), first, phase.epochs)
             if validation is not None:
                 validation, validation_steps = data.fit_inputs(
-                    validation, options, run.seed(index), 0, 1, validation=True)
+                    validation, options, run.seed(index), 0, 1, validation=True
+                )
             image_loss = data.image_loss(self._compile_args["loss"])
-            run.callbacks.set_params({"verbose": options.verbose, "steps": steps,
-                                      "epochs": sum(p.epochs for p in run.phases)})
+            run.callbacks.set_params(
+                {
+                    "verbose": options.verbose,
+                    "steps": steps,
+                    "epochs": sum(p.epochs for p in run.phases),
+                }
+            )
             try:
                 with _optimizer_of(autoencoder.model, model.optimizer):
                     model.fit(

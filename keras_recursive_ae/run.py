@@ -59,8 +59,9 @@ class TrainingRun:
         initial_epoch: the run's epoch to start at.
     """
 
-    def __init__(self, model, phases, callbacks, verbose, checkpoint_dir, fingerprint,
-                 initial_epoch=0):
+    def __init__(
+        self, model, phases, callbacks, verbose, checkpoint_dir, fingerprint, initial_epoch=0
+    ):
         self.model = model
         self.phases = phases
         self.history = _RunHistory()
@@ -115,8 +116,9 @@ class TrainingRun:
     def phase_callbacks(self, index, phase_model, image_loss):
         """The callbacks of phase `index`'s own `fit`."""
         phase = self.phases[index]
-        relay = PhaseRelay(self.callbacks, int(self.first_epochs[index]), phase.stage,
-                           phase.label, image_loss)
+        relay = PhaseRelay(
+            self.callbacks, int(self.first_epochs[index]), phase.stage, phase.label, image_loss
+        )
         callbacks = [relay, _EpochDone(self, index, phase_model)]
         if self.progress:
             callbacks.append(StageProgbarLogger(phase.label))

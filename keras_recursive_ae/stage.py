@@ -91,7 +91,9 @@ class JointModel(keras.Model):
         for level, (output, target) in enumerate(zip(rebuilt, targets), start=1):
             if self.stop_target_gradients and level > 1:
                 target = keras.ops.stop_gradient(target)
-            value = self.level_loss(keras.ops.cast(target, "float32"), keras.ops.cast(output, "float32"))
+            value = self.level_loss(
+                keras.ops.cast(target, "float32"), keras.ops.cast(output, "float32")
+            )
             losses.append(keras.ops.mean(value))
         return losses
 

@@ -73,7 +73,8 @@ class StageInputCache:
 
     The budget, in `"auto"` mode, is the number of bytes the caches of this
     object may take in memory at once (the cache a new one is computed from
-    is counted as free: it is freed right after). By default (`budget=None`) a cache stays in memory when
+    is counted as free: it is freed right after). By default (`budget=None`)
+    a cache stays in memory when
     it takes at most `DEFAULT_BUDGET_FRACTION` (a third) of the memory
     available when it is computed (`psutil.virtual_memory().available`,
     plus the memory of the cache it replaces).
@@ -196,7 +197,8 @@ class StageInputCache:
             raise OSError(
                 error.errno,
                 f"Could not write the stage input cache in "
-                f"{self.directory or tempfile.gettempdir()}: {error}. Received: cache_dir={self.directory!r}. Pass another cache_dir, "
+                f"{self.directory or tempfile.gettempdir()}: {error}. "
+                f"Received: cache_dir={self.directory!r}. Pass another cache_dir, "
                 "cache_dtype='float16' or cache='off'.",
             ) from error
         except BaseException:

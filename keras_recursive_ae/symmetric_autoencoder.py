@@ -110,8 +110,7 @@ class SymmetricAutoencoder:
             decoder_blocks = decoder_blocks[::-1]
         if not encoder_blocks:
             raise ValueError(
-                "The encoder needs at least one level. "
-                f"Received: encoder_blocks={encoder_blocks}"
+                f"The encoder needs at least one level. Received: encoder_blocks={encoder_blocks}"
             )
         self.input_shape = _standardize_input_shape(input_shape)
         self.name = name
@@ -161,9 +160,20 @@ class SymmetricAutoencoder:
             try:
                 output = call_block(block, source)
             except Exception as error:
-                # Likelier than a bad block: a decoder shorter than the encoder.
+                # Likelier than a bad block: a decoder shorter than the encoder,
+                # or a level before this one that returned the wrong shape.
                 self.check_depths(self.encoder_blocks, self.decoder_blocks)
-                raise ValueError(f"{expectation}, but calling it failed: {_plain(error)}") from error
+                if index > 0 and level < depth and _shape(source) != _shape(encoded[level]):
+                    raise ValueError(
+                        f"Decoder level {level + 1} "
+                        f"('{block_name(self.decoder_blocks[index - 1])}') "
+                        f"must map T_{level + 1} of shape {_shape(encoded[level + 1])} back to the "
+                        f"shape of T_{level}, {_shape(encoded[level])}. Received output shape "
+                        f"{_shape(source)}."
+                    ) from error
+                raise ValueError(
+                    f"{expectation}, but calling it failed: {_plain(error)}"
+                ) from error
             rebuilt_outputs.append(_single_tensor(output, "Decoder", max(level, 1), block))
         groups, ends = fold_weightless(self.decoder_blocks, "Decoder")
         self.decoder_blocks = groups[::-1]  # outermost first, as the encoder's

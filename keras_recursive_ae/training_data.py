@@ -73,14 +73,16 @@ class TrainingData:
         if kept_level == level:
             return kept
         if kept_level is not None and kept_level == level - 1:
-            tensor = self.cache.next(self.autoencoder.encoder_levels[level - 1], kept,
-                                     self.batch_size)
+            tensor = self.cache.next(
+                self.autoencoder.encoder_levels[level - 1], kept, self.batch_size
+            )
         else:
             tensor = self.cache.images(data, self.batch_size)
             if level > 0:
                 images = tensor
-                tensor = self.cache.next(self.autoencoder.encoder_prefix(level), images,
-                                         self.batch_size)
+                tensor = self.cache.next(
+                    self.autoencoder.encoder_prefix(level), images, self.batch_size
+                )
                 if images is not data:
                     self.cache.free(images)
         if kept is not data:
@@ -96,8 +98,9 @@ class TrainingData:
         batch_size = options.batch_size
         if validation and options.validation_batch_size:
             batch_size = options.validation_batch_size
-        return batches.fit_inputs(data, batch_size, seed, options.shuffle and not validation,
-                                  first_epoch, epochs, steps)
+        return batches.fit_inputs(
+            data, batch_size, seed, options.shuffle and not validation, first_epoch, epochs, steps
+        )
 
     def image_loss(self, loss):
         """A function returning the full model's loss on the validation images, or `None`."""

@@ -39,14 +39,12 @@ if MODE == "tf_mirrored":
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-    )
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import keras  # noqa: E402
+from workers import wait_for_workers  # noqa: E402
 
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer, SharedBatchNorm  # noqa: E402
-from workers import wait_for_workers  # noqa: E402
 
 layers = keras.layers
 

@@ -12,9 +12,7 @@ import subprocess
 import sys
 
 import keras
-import numpy as np
 import pytest
-
 from conftest import REPO_ROOT
 
 BACKENDS = ("tensorflow", "jax", "torch")

@@ -22,7 +22,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import REPO_ROOT
 from workers import wait_for_workers
 
@@ -201,8 +200,14 @@ def test_mirrored_unsynchronized_norm_differs_from_single_device_as_documented(
     "case, message",
     [
         ("distribution_after_trainer", r"runs under MirroredStrategy.*created outside of it"),
-        ("model_built_before_distribution", r"created under MirroredStrategy.*weights were created outside"),
-        ("trainer_created_outside_the_model_scope", r"outside any distribution scope.*weights were created inside"),
+        (
+            "model_built_before_distribution",
+            r"created under MirroredStrategy.*weights were created outside",
+        ),
+        (
+            "trainer_created_outside_the_model_scope",
+            r"outside any distribution scope.*weights were created inside",
+        ),
     ],
 )
 def test_mirrored_bad_configurations_raise(tf_mirrored, case, message):
@@ -268,8 +273,14 @@ def test_data_parallel_devices_keep_one_set_of_shared_norm_statistics(jax_runs, 
     "case, message",
     [
         ("distribution_after_trainer", r"runs under DataParallel.*created outside of it"),
-        ("model_built_before_distribution", r"created under DataParallel.*weights were created outside"),
-        ("trainer_created_outside_the_model_scope", r"outside any distribution scope.*weights were created inside"),
+        (
+            "model_built_before_distribution",
+            r"created under DataParallel.*weights were created outside",
+        ),
+        (
+            "trainer_created_outside_the_model_scope",
+            r"outside any distribution scope.*weights were created inside",
+        ),
     ],
 )
 def test_data_parallel_bad_configurations_raise(jax_runs, case, message):
@@ -286,7 +297,10 @@ def test_wait_for_workers_times_out_naming_the_missing_peer(monkeypatch):
     ports = _free_ports(2)
     monkeypatch.setenv("TF_CONFIG", _tf_config(ports, 1))
     start = time.monotonic()
-    with pytest.raises(TimeoutError, match=rf"'localhost:{ports[1]}' could not reach \['localhost:{ports[0]}'\] within 1 s"):
+    with pytest.raises(
+        TimeoutError,
+        match=rf"'localhost:{ports[1]}' could not reach \['localhost:{ports[0]}'\] within 1 s",
+    ):
         wait_for_workers(timeout=1, poll_interval=0.05)
     assert time.monotonic() - start < 10
 
@@ -314,7 +328,9 @@ def test_a_peer_that_reached_us_and_stopped_listening_counts_as_found():
     found = []
     waiter = threading.Thread(
         target=lambda: found.append(
-            wait_for_workers(timeout=20, poll_interval=0.05, tf_config=json.loads(_tf_config(ports, 0)))
+            wait_for_workers(
+                timeout=20, poll_interval=0.05, tf_config=json.loads(_tf_config(ports, 0))
+            )
         )
     )
     waiter.start()
@@ -331,7 +347,9 @@ def test_a_peer_that_reached_us_and_stopped_listening_counts_as_found():
     assert found == [[f"localhost:{ports[1]}"]]
 
 
-@pytest.mark.parametrize("value", [None, "{}", '{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}'])
+@pytest.mark.parametrize(
+    "value", [None, "{}", '{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}']
+)
 def test_wait_for_workers_without_a_valid_tf_config(monkeypatch, value):
     if value is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)

@@ -2,11 +2,11 @@
 
 import csv
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from conftest import run_in_fresh_process
+
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
 
 layers = keras.layers
@@ -91,9 +91,14 @@ def test_tensorboard_steps_are_distinct_across_stages(tmp_path):
     events.Reload()
     steps = [event.step for event in events.Tensors("epoch_loss")]
     assert steps == [0, 1, 2, 3]
-    stages = [float(keras.ops.convert_to_numpy(
-        __import__("tensorboard").util.tensor_util.make_ndarray(e.tensor_proto)))
-        for e in events.Tensors("epoch_stage")]
+    stages = [
+        float(
+            keras.ops.convert_to_numpy(
+                __import__("tensorboard").util.tensor_util.make_ndarray(e.tensor_proto)
+            )
+        )
+        for e in events.Tensors("epoch_stage")
+    ]
     assert stages == [1, 1, 2, 2]
 
 
@@ -113,8 +118,14 @@ def test_callbacks_begin_and_end_once_and_see_the_full_autoencoder():
     trainer, _ = _fit([Record()])
     name = trainer.model.name
     full = (None, 16, 16, 3)
-    assert seen == [("begin", name), (0, 1, full), (1, 1, full), (2, 2, full), (3, 2, full),
-                    ("end", name)]
+    assert seen == [
+        ("begin", name),
+        (0, 1, full),
+        (1, 1, full),
+        (2, 2, full),
+        (3, 2, full),
+        ("end", name),
+    ]
 
 
 def test_val_image_loss_is_the_full_models_loss_and_picks_the_best_autoencoder(tmp_path):
@@ -130,7 +141,8 @@ def test_val_image_loss_is_the_full_models_loss_and_picks_the_best_autoencoder(t
     best = keras.saving.load_model(path)
     np.testing.assert_allclose(
         np.mean((best.predict(_images()[:8], verbose=0) - _images()[:8]) ** 2),
-        min(losses), rtol=1e-4,
+        min(losses),
+        rtol=1e-4,
     )
 
 
@@ -162,8 +174,15 @@ def test_steps_per_epoch_and_validation_split_are_honoured():
         def on_train_batch_end(self, batch, logs=None):
             batches.append(batch)
 
-    history = trainer.fit(_images(40), epochs=1, batch_size=8, steps_per_epoch=2,
-                          validation_split=0.2, callbacks=[Count()], verbose=0)
+    history = trainer.fit(
+        _images(40),
+        epochs=1,
+        batch_size=8,
+        steps_per_epoch=2,
+        validation_split=0.2,
+        callbacks=[Count()],
+        verbose=0,
+    )
     assert batches == [0, 1, 0, 1]
     assert "val_image_loss" in history.history
 
@@ -214,10 +233,20 @@ def test_branching_and_subclassed_models_are_refused_saying_how_to_give_levels()
 
 
 def test_gerons_dense_stacked_autoencoder_trains_as_written_in_two_stages():
-    encoder = keras.Sequential([layers.Flatten(), layers.Dense(100, activation="selu"),
-                                layers.Dense(30, activation="selu")])
-    decoder = keras.Sequential([layers.Dense(100, activation="selu"),
-                                layers.Dense(64, activation="sigmoid"), layers.Reshape((8, 8))])
+    encoder = keras.Sequential(
+        [
+            layers.Flatten(),
+            layers.Dense(100, activation="selu"),
+            layers.Dense(30, activation="selu"),
+        ]
+    )
+    decoder = keras.Sequential(
+        [
+            layers.Dense(100, activation="selu"),
+            layers.Dense(64, activation="sigmoid"),
+            layers.Reshape((8, 8)),
+        ]
+    )
     trainer = RecursiveTrainer(encoder, decoder, input_shape=(8, 8))
     assert trainer.depth == 2
     assert trainer.autoencoder.shapes == [(8, 8), (100,), (30,)]
@@ -230,14 +259,19 @@ def test_gerons_dense_stacked_autoencoder_trains_as_written_in_two_stages():
 
 def test_a_pair_with_no_weights_at_all_is_refused_naming_it():
     with pytest.raises(ValueError, match=r"Encoder level blocks \['flat'\] have no weights"):
-        RecursiveTrainer([layers.Flatten(name="flat")], [layers.Reshape((4, 4), name="back")],
-                         input_shape=(4, 4))
+        RecursiveTrainer(
+            [layers.Flatten(name="flat")], [layers.Reshape((4, 4), name="back")], input_shape=(4, 4)
+        )
 
 
 @pytest.mark.parametrize(
     "data, argument, message",
     [
-        ((_images() * 255).astype("uint8"), "x", r"`x`.*dtype uint8 with values in \[0, 25[0-9]\].*x / 255"),
+        (
+            (_images() * 255).astype("uint8"),
+            "x",
+            r"`x`.*dtype uint8 with values in \[0, 25[0-9]\].*x / 255",
+        ),
         (_images() * 255, "x", r"`x`.*sigmoid.*values in \[0[.0-9]*, 25[0-9.]*\]"),
         (_images() * 2 - 1, "validation_data", r"`validation_data`.*\[-1, 1\]"),
     ],

@@ -1,11 +1,11 @@
 import math
 
+import keras
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import keras
 from keras_recursive_ae import MirroredConvStack, SharedBatchNorm
 
 
@@ -26,7 +26,9 @@ def stack_arguments(draw):
             )
         ),
         "strides": draw(
-            st.one_of(st.integers(1, 3), st.lists(st.integers(1, 3), min_size=depth, max_size=depth))
+            st.one_of(
+                st.integers(1, 3), st.lists(st.integers(1, 3), min_size=depth, max_size=depth)
+            )
         ),
         "normalization": draw(st.sampled_from([None, "batch", "shared"])),
         "decoder_style": draw(st.sampled_from(["transpose", "upsampling"])),

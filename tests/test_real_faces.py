@@ -1,9 +1,8 @@
 """Recursive training on real LFW faces from ../shared/data/lfw."""
 
-import numpy as np
+import keras
 import pytest
 
-import keras
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
 from keras_recursive_ae.lfw import load_lfw
 from keras_recursive_ae.metrics import sum_squared_error
@@ -11,14 +10,15 @@ from keras_recursive_ae.metrics import sum_squared_error
 
 @pytest.mark.slow
 @pytest.mark.parametrize("normalization", [None, "shared"])
-def test_greedy_training_lowers_the_validation_error_of_the_assembled_model(
-    lfw_dir, normalization
-):
+def test_greedy_training_lowers_the_validation_error_of_the_assembled_model(lfw_dir, normalization):
     faces = load_lfw(lfw_dir, image_size=32, max_images=800, batch_size=16, seed=0)
     validation = faces.numpy("validation")
     assert len(validation) >= 20
     stack = MirroredConvStack(
-        base_filters=8, depth=3, kernel_sizes=[5, 3, 3], input_shape=(32, 32, 3),
+        base_filters=8,
+        depth=3,
+        kernel_sizes=[5, 3, 3],
+        input_shape=(32, 32, 3),
         normalization=normalization,
     )
     before = sum_squared_error(validation, stack.model.predict(validation, verbose=0)).mean()

@@ -1,11 +1,11 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_in_fresh_process
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import keras
-from conftest import run_in_fresh_process
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer, SharedBatchNorm
 
 layers = keras.layers
@@ -59,8 +59,9 @@ def test_user_pair_trains_and_history_names_the_stages():
 def test_outermost_first_decoder_list_gives_the_same_levels():
     encoder, decoder = _user_pair()
     outer_first = list(decoder.layers)[::-1]
-    trainer = RecursiveTrainer(list(encoder.layers), outer_first, input_shape=(16, 16, 3),
-                               decoder_order="outermost_first")
+    trainer = RecursiveTrainer(
+        list(encoder.layers), outer_first, input_shape=(16, 16, 3), decoder_order="outermost_first"
+    )
     assert trainer.autoencoder.shapes == [(16, 16, 3), (8, 8, 4), (4, 4, 8)]
     assert [d.name for d in trainer.autoencoder.decoder_blocks] == ["d1", "d2"]
 
@@ -69,7 +70,7 @@ def test_input_shape_is_taken_from_the_data():
     encoder, decoder = _user_pair(with_input=False)
     trainer = RecursiveTrainer(encoder, decoder)
     with pytest.raises(ValueError, match="does not know the input shape"):
-        trainer.model
+        trainer.model  # noqa: B018 (the property raises)
     trainer.compile()
     trainer.fit(_images(8), epochs=1, verbose=0)
     assert trainer.model.input.shape[1:] == (16, 16, 3)
@@ -147,7 +148,8 @@ def test_a_stage_trains_its_level_and_nothing_else(case):
     flags = {id(l): l.trainable for l in all_layers}
     before = _weights_by_layer(all_layers)
     training = stack.encoder_level_layers(level) + [
-        l for l in stack.decoder_level_layers(level)
+        l
+        for l in stack.decoder_level_layers(level)
         if l not in [x for k in range(1, level) for x in stack.encoder_level_layers(k)]
     ]
     epochs = [0] * depth
@@ -195,11 +197,19 @@ for name in ("model", "encoder", "decoder"):
 
 
 def test_decoder_level_with_the_wrong_output_shape():
-    encoder = keras.Sequential([keras.Input((16, 16, 3)),
-                                layers.Conv2D(4, 3, strides=2, padding="same"),
-                                layers.Conv2D(8, 3, strides=2, padding="same")])
-    decoder = keras.Sequential([layers.Conv2DTranspose(5, 3, strides=2, padding="same", name="bad"),
-                                layers.Conv2DTranspose(3, 3, strides=2, padding="same")])
+    encoder = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            layers.Conv2D(4, 3, strides=2, padding="same"),
+            layers.Conv2D(8, 3, strides=2, padding="same"),
+        ]
+    )
+    decoder = keras.Sequential(
+        [
+            layers.Conv2DTranspose(5, 3, strides=2, padding="same", name="bad"),
+            layers.Conv2DTranspose(3, 3, strides=2, padding="same"),
+        ]
+    )
     with pytest.raises(ValueError, match=r"Decoder level 2 \('bad'\).*\(8, 8, 4\).*\(8, 8, 5\)"):
         RecursiveTrainer(encoder, decoder)
 

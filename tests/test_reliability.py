@@ -1,6 +1,5 @@
 """Bad data, diverging stages and failing disks end with clear errors; nothing is lost."""
 
-import builtins
 import contextlib
 import errno
 import json
@@ -9,13 +8,13 @@ import shutil
 import tempfile
 from unittest import mock
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import keras
 from keras_recursive_ae import (
     PSNR,
     SSIM,
@@ -24,7 +23,6 @@ from keras_recursive_ae import (
     SharedBatchNorm,
     SharpnessRatio,
     VariationalBottleneck,
-    checkpoint,
     load_lfw,
     metrics,
     stage_inputs,
@@ -105,8 +103,7 @@ def test_a_failing_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in sorted(tmp_path.iterdir())] == sorted(["checkpoint.json", *files])
 
     monkeypatch.setattr(keras.Model, "save_weights", save_weights)
-    history = _trainer().fit(x, epochs=[3, 0, 0], batch_size=4, checkpoint_dir=tmp_path,
-                             verbose=0)
+    history = _trainer().fit(x, epochs=[3, 0, 0], batch_size=4, checkpoint_dir=tmp_path, verbose=0)
     assert history.history["stage"] == [1, 1, 1]  # resumed after the first epoch
 
 
@@ -132,8 +129,14 @@ def test_a_full_disk_while_caching_keeps_the_checkpoint_and_the_users_model(tmp_
 
     monkeypatch.setattr(stage_inputs, "_reserve", full_disk)
     with pytest.raises(OSError, match="Could not write the stage input cache.*cache_dir") as error:
-        trainer.fit(x, epochs=1, batch_size=8, checkpoint_dir=checkpoints,
-                    callbacks=[KeepStage1()], verbose=0)
+        trainer.fit(
+            x,
+            epochs=1,
+            batch_size=8,
+            checkpoint_dir=checkpoints,
+            callbacks=[KeepStage1()],
+            verbose=0,
+        )
     assert error.value.errno == errno.ENOSPC
     assert [layer.trainable for layer in layers_] == trainable
     for w in trainer.model.weights:  # stage 1 kept, stage 2 never started
@@ -198,8 +201,10 @@ def test_unreadable_folders_are_skipped_or_refused_naming_them(lfw_dir):
 
 def test_a_decoder_level_that_changes_the_dtype_is_refused():
     encoder = [layers.Conv2D(4, 3, padding="same"), layers.Conv2D(4, 3, padding="same")]
-    decoder = [layers.Conv2D(4, 3, padding="same", dtype="float64", name="wide"),
-               layers.Conv2D(1, 3, padding="same")]
+    decoder = [
+        layers.Conv2D(4, 3, padding="same", dtype="float64", name="wide"),
+        layers.Conv2D(1, 3, padding="same"),
+    ]
     with pytest.raises(ValueError, match=r"Decoder level 2 \('wide'\).*float32.*float64"):
         RecursiveTrainer(encoder, decoder, input_shape=(8, 8, 1))
 
@@ -225,9 +230,21 @@ def _is_one_of(value, valid):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     argument=st.sampled_from(
-        ["filters", "kernel_sizes", "strides", "activation", "output_activation",
-         "normalization", "decoder_statistics", "decoder_style", "encoder_style",
-         "kernel_initializer", "input_shape", "latent_dim", "kl_weight"]
+        [
+            "filters",
+            "kernel_sizes",
+            "strides",
+            "activation",
+            "output_activation",
+            "normalization",
+            "decoder_statistics",
+            "decoder_style",
+            "encoder_style",
+            "kernel_initializer",
+            "input_shape",
+            "latent_dim",
+            "kl_weight",
+        ]
     ),
     value=INVALID,
 )
@@ -258,8 +275,9 @@ def test_mirrored_conv_stack_names_every_invalid_argument(argument, value):
 def test_recursive_trainer_names_every_invalid_argument(argument, value):
     stack = MirroredConvStack(filters=(2, 2), input_shape=(8, 8, 1))
     if argument == "decoder_order":
-        build = lambda: RecursiveTrainer([layers.Conv2D(2, 3)], [layers.Conv2D(1, 3)],
-                                         input_shape=(8, 8, 1), decoder_order=value)
+        build = lambda: RecursiveTrainer(
+            [layers.Conv2D(2, 3)], [layers.Conv2D(1, 3)], input_shape=(8, 8, 1), decoder_order=value
+        )
     else:
         build = lambda: RecursiveTrainer(stack, **{argument: value})
     if argument == "level_weights" and value is None:  # the default: equal weights
@@ -340,6 +358,7 @@ LOAD_LFW_ARGUMENTS = {
     "grayscale": [True],
     "shuffle": [True],
     "download": [],
+    "data_options": [None],
 }
 
 

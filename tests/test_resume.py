@@ -9,9 +9,8 @@ import time
 
 import numpy as np
 import pytest
-
-import keras
 from conftest import REPO_ROOT
+
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
 
 TRAINING_SCRIPT = textwrap.dedent(
@@ -51,8 +50,13 @@ TRAINING_SCRIPT = textwrap.dedent(
 
 def _run(script, *args):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(process):
@@ -124,8 +128,7 @@ def test_a_checkpoint_of_another_model_is_refused_and_nothing_is_loaded(tmp_path
     )
     same_model_other_epochs.compile()
     with pytest.raises(ValueError, match="`phases` differs"):
-        same_model_other_epochs.fit(x, epochs=3, batch_size=4, checkpoint_dir=tmp_path,
-                                    verbose=0)
+        same_model_other_epochs.fit(x, epochs=3, batch_size=4, checkpoint_dir=tmp_path, verbose=0)
 
 
 def test_an_unreadable_checkpoint_is_a_clear_error(tmp_path):

@@ -2,11 +2,11 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from conftest import run_in_fresh_process
+
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
 
 CASES = [
@@ -27,13 +27,17 @@ def test_every_schedule_normalization_and_vae_reloads_identically(tmp_path):
     for schedule, normalization, variational in CASES:
         keras.backend.clear_session()
         stack = MirroredConvStack(
-            filters=(3, 4), input_shape=(12, 12, 2), normalization=normalization,
-            variational=variational, latent_dim=5 if variational else None,
+            filters=(3, 4),
+            input_shape=(12, 12, 2),
+            normalization=normalization,
+            variational=variational,
+            latent_dim=5 if variational else None,
         )
         trainer = RecursiveTrainer(stack, schedule=schedule)
         trainer.compile()
-        trainer.fit(x, epochs=1, batch_size=4, fine_tune_epochs=1 if schedule == "greedy" else 0,
-                    verbose=0)
+        trainer.fit(
+            x, epochs=1, batch_size=4, fine_tune_epochs=1 if schedule == "greedy" else 0, verbose=0
+        )
         name = f"{schedule}-{normalization}-{'vae' if variational else 'ae'}"
         for part in ("model", "encoder", "decoder"):
             model = getattr(trainer, part)

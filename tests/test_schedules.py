@@ -1,9 +1,9 @@
 """The schedules beyond the paper: joint, end-to-end and fine-tuning."""
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
 from keras_recursive_ae.lfw import load_lfw
 from keras_recursive_ae.stage import JointModel
@@ -64,8 +64,14 @@ def test_fine_tuning_follows_greedy_and_unfreezes_everything():
             snapshots.append([np.array(v) for v in variables])
 
     start = [np.array(v) for v in variables]
-    history = trainer.fit(np.random.rand(16, 16, 16, 3), epochs=[1, 2], fine_tune_epochs=2,
-                          batch_size=8, callbacks=[Watch()], verbose=0)
+    history = trainer.fit(
+        np.random.rand(16, 16, 16, 3),
+        epochs=[1, 2],
+        fine_tune_epochs=2,
+        batch_size=8,
+        callbacks=[Watch()],
+        verbose=0,
+    )
     assert history.history["stage"] == [1, 2, 2, 3, 3]  # fine-tuning is phase n + 1
     moved = [
         {i for i, (a, b) in enumerate(zip(before, after)) if not np.array_equal(a, b)}
@@ -102,8 +108,9 @@ def test_joint_targets_are_held_constant_by_default():
     moved = {}
     for stop in (True, False):
         start = [np.array(w) for w in stack.model.weights]
-        trainer = RecursiveTrainer(stack, schedule="joint", level_weights=[0.0, 1.0],
-                                   stop_target_gradients=stop)
+        trainer = RecursiveTrainer(
+            stack, schedule="joint", level_weights=[0.0, 1.0], stop_target_gradients=stop
+        )
         trainer.compile(optimizer=keras.optimizers.SGD(0.1))
         trainer.fit(x, epochs=1, batch_size=8, verbose=0)
         # Only the level-2 term, mse(D_2(E_2(T_1)), T_1): E_1 learns through

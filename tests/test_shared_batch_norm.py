@@ -1,9 +1,9 @@
+import keras
 import numpy as np
 import pytest
+from conftest import run_in_fresh_process
 from keras.src import testing
 
-import keras
-from conftest import run_in_fresh_process
 from keras_recursive_ae import SharedBatchNorm
 
 
@@ -67,7 +67,11 @@ def test_decoder_site_uses_encoder_statistics_in_training_and_never_updates():
     before = _stats(norm)
     x = _images(1)
     out = _numpy(norm(x, training=True, site="decoder"))
-    expected = (x - before[0]) / np.sqrt(before[1] + norm.epsilon) * [2.0, 1.0, 0.5] + [0.1, 0.2, 0.3]
+    expected = (x - before[0]) / np.sqrt(before[1] + norm.epsilon) * [2.0, 1.0, 0.5] + [
+        0.1,
+        0.2,
+        0.3,
+    ]
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
     for now, then in zip(_stats(norm), before):
         np.testing.assert_array_equal(now, then)
@@ -79,8 +83,12 @@ def test_encoder_site_is_a_standard_batch_norm():
     plain.build((None, 4, 4, 3))
     plain.set_weights(norm.get_weights())
     x = _images(2)
-    np.testing.assert_allclose(_numpy(norm(x, training=True)), _numpy(plain(x, training=True)), rtol=1e-6)
-    np.testing.assert_allclose(_numpy(norm(x, training=False)), _numpy(plain(x, training=False)), rtol=1e-6)
+    np.testing.assert_allclose(
+        _numpy(norm(x, training=True)), _numpy(plain(x, training=True)), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        _numpy(norm(x, training=False)), _numpy(plain(x, training=False)), rtol=1e-6
+    )
     for a, b in zip(_stats(norm), _stats(plain)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     assert not np.allclose(_stats(norm)[0], [0.5, -1.0, 2.0])  # training updated them
@@ -154,7 +162,9 @@ def test_sharing_survives_save_and_load_in_a_fresh_process(tmp_path):
     inputs = keras.Input((8, 8, 3))
     code = norm(keras.layers.Conv2D(4, 3, strides=2, padding="same")(inputs))
     rebuilt = norm(keras.layers.Conv2DTranspose(4, 3, padding="same")(code), site="decoder")
-    model = keras.Model(inputs, keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same")(rebuilt))
+    model = keras.Model(
+        inputs, keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same")(rebuilt)
+    )
     model.compile(optimizer="adam", loss="mse")
     x = _images(8).repeat(2, axis=1).repeat(2, axis=2)[:, :8, :8]
     model.fit(x, x, epochs=2, batch_size=4, verbose=0)
@@ -167,8 +177,8 @@ import numpy as np, keras
 import keras_recursive_ae
 model = keras.saving.load_model({str(path)!r})
 norms = [l for l in model.layers if isinstance(l, keras_recursive_ae.SharedBatchNorm)]
-x = np.load({str(tmp_path / 'x.npy')!r})
-np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x, training=False)), np.load({str(tmp_path / 'y.npy')!r}))
+x = np.load({str(tmp_path / "x.npy")!r})
+np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x, training=False)), np.load({str(tmp_path / "y.npy")!r}))
 print(len(norms), len(norms[0]._inbound_nodes), len(model.weights))
 """)
     assert out.split() == ["1", "2", str(len(model.weights))]

@@ -1,10 +1,10 @@
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
 from keras_recursive_ae.batches import SeededBatches, as_tf_dataset
 from keras_recursive_ae.stage_inputs import StageInputCache
@@ -39,13 +39,16 @@ def _counting_dataset(images, batch_size, counter):
 
 def _train(cache, x, epochs=2, shuffle=False, callbacks=None, depth=3, checkpoint_dir=None):
     keras.utils.set_random_seed(1)
-    stack = MirroredConvStack(
-        filters=(4,) * depth, input_shape=(16, 16, 3), normalization="shared"
-    )
+    stack = MirroredConvStack(filters=(4,) * depth, input_shape=(16, 16, 3), normalization="shared")
     trainer = RecursiveTrainer(stack, cache=cache)
     trainer.compile(optimizer="adam")
     history = trainer.fit(
-        x, epochs=epochs, batch_size=8, shuffle=shuffle, callbacks=callbacks, verbose=0,
+        x,
+        epochs=epochs,
+        batch_size=8,
+        shuffle=shuffle,
+        callbacks=callbacks,
+        verbose=0,
         checkpoint_dir=checkpoint_dir,
     )
     return trainer.model.get_weights(), history.history["loss"]
@@ -70,8 +73,9 @@ def test_shuffled_runs_see_the_same_batches_cached_uncached_and_checkpointed(tmp
     runs = {
         "memory": _train(StageInputCache("memory"), x, shuffle=True),
         "disk": _train(StageInputCache("disk", directory=tmp_path), x, shuffle=True),
-        "checkpointed": _train(StageInputCache("off"), x, shuffle=True,
-                               checkpoint_dir=tmp_path / "checkpoint"),
+        "checkpointed": _train(
+            StageInputCache("off"), x, shuffle=True, checkpoint_dir=tmp_path / "checkpoint"
+        ),
     }
     unshuffled, _ = _train(StageInputCache("off"), x, shuffle=False)
     assert any(not np.allclose(a, b) for a, b in zip(unshuffled, reference))

@@ -1,12 +1,12 @@
 """The variational bottleneck and generation."""
 
+import keras
 import numpy as np
 import pytest
 from keras.src import testing
 
-import keras
-from keras_recursive_ae.stage import StageModel
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer, VariationalBottleneck
+from keras_recursive_ae.stage import StageModel
 
 
 class VariationalBottleneckLayerTest(testing.TestCase):
@@ -52,8 +52,14 @@ def test_sampling_in_training_mean_in_inference():
 
 
 def test_variational_stack_restores_shapes_and_trains_greedily():
-    stack = MirroredConvStack(filters=(4, 8), input_shape=(15, 13, 3), variational=True,
-                              latent_dim=6, normalization="shared", kl_weight=0.1)
+    stack = MirroredConvStack(
+        filters=(4, 8),
+        input_shape=(15, 13, 3),
+        variational=True,
+        latent_dim=6,
+        normalization="shared",
+        kl_weight=0.1,
+    )
     assert stack.shapes == [(15, 13, 3), (8, 7, 4), (6,)]
     bottleneck = stack.model.get_layer("variational_bottleneck")
     assert bottleneck in stack.encoder_level_layers(2)
@@ -68,8 +74,9 @@ def test_variational_stack_restores_shapes_and_trains_greedily():
 
 
 def test_only_the_innermost_stage_carries_the_kl_loss():
-    stack = MirroredConvStack(filters=(4, 8), input_shape=(8, 8, 1), variational=True,
-                              latent_dim=3, kl_weight=100.0)
+    stack = MirroredConvStack(
+        filters=(4, 8), input_shape=(8, 8, 1), variational=True, latent_dim=3, kl_weight=100.0
+    )
     losses = {}
     for level in (1, 2):  # the model each greedy stage trains
         model = StageModel(stack.encoder_levels[level - 1], stack.decoder_levels[level - 1])
@@ -80,8 +87,7 @@ def test_only_the_innermost_stage_carries_the_kl_loss():
 
 
 def test_generate_is_deterministic_with_a_seed_and_in_range():
-    stack = MirroredConvStack(filters=(4, 8), input_shape=(8, 8, 1), variational=True,
-                              latent_dim=3)
+    stack = MirroredConvStack(filters=(4, 8), input_shape=(8, 8, 1), variational=True, latent_dim=3)
     trainer = RecursiveTrainer(stack)
     trainer.compile()
     trainer.fit(np.random.rand(8, 8, 8, 1), epochs=1, batch_size=4, verbose=0)

@@ -135,10 +135,7 @@ def _cluster_addresses(tf_config):
             f"Received: TF_CONFIG={tf_config!r}"
         ) from error
     peers = [
-        address
-        for job in ("chief", "worker")
-        for address in cluster.get(job, [])
-        if address != own
+        address for job in ("chief", "worker") for address in cluster.get(job, []) if address != own
     ]
     return own, peers
 
@@ -161,10 +158,7 @@ def _cluster_addresses(tf_config):
             f"Received: TF_CONFIG={tf_config!r}"
         ) from error
     peers = [
-        address
-        for job in ("chief", "worker")
-        for address in cluster.get(job, [])
-        if address != own
+        address for job in ("chief", "worker") for address in cluster.get(job, []) if address != own
     ]
     return own, peers
 
@@ -172,5 +166,3 @@ def _cluster_addresses(tf_config):
 def _split_address(address):
     host, _, port = address.rpartition(":")
     return host.strip("[]") or "localhost", int(port)
-
-

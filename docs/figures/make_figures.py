@@ -94,7 +94,16 @@ def _u_shape(ax, x0, y_top, y_bottom, depth, colors=None, labels=True, step=1.25
         if labels:
             _box(ax, xs[k], y_top, 0.46, 0.34, f"T$_{k}$", TENSOR, fontsize=9)
             if k < depth:
-                _box(ax, xs[k], y_bottom, 0.46, 0.34, f"$\\hat{{\\mathrm{{T}}}}_{k}$", TENSOR, fontsize=9)
+                _box(
+                    ax,
+                    xs[k],
+                    y_bottom,
+                    0.46,
+                    0.34,
+                    f"$\\hat{{\\mathrm{{T}}}}_{k}$",
+                    TENSOR,
+                    fontsize=9,
+                )
     for k in range(1, depth + 1):
         xm = (xs[k - 1] + xs[k]) / 2
         enc_color, enc_dashed = colors.get(("E", k), (TRAINED, False))
@@ -158,8 +167,7 @@ def stages():
                 colors[("E", k)] = colors[("D", k)] = (TRAINED, False)
             else:
                 colors[("E", k)] = colors[("D", k)] = (UNTRAINED, True)
-        xs = _u_shape(ax, px + 0.9, y_top, y_bottom, depth, colors=colors, labels=False,
-                      step=1.05)
+        xs = _u_shape(ax, px + 0.9, y_top, y_bottom, depth, colors=colors, labels=False, step=1.05)
         if stage <= depth:
             title = f"Stage {stage}"
             source_text = {
@@ -169,10 +177,23 @@ def stages():
             }[stage]
             note = f"E$_{stage}$, D$_{stage}$ learn to rebuild {source_text}"
             source = xs[stage - 1] + 0.12
-            _arrow(ax, (source, y_top - 0.2), (source, y_bottom + 0.2), color="#c0392b",
-                   style="<|-|>", dashed=True)
-            ax.text(source - 0.06, (y_top + y_bottom) / 2, "MSE", ha="right", va="center",
-                    fontsize=8, color="#c0392b")
+            _arrow(
+                ax,
+                (source, y_top - 0.2),
+                (source, y_bottom + 0.2),
+                color="#c0392b",
+                style="<|-|>",
+                dashed=True,
+            )
+            ax.text(
+                source - 0.06,
+                (y_top + y_bottom) / 2,
+                "MSE",
+                ha="right",
+                va="center",
+                fontsize=8,
+                color="#c0392b",
+            )
         else:
             title = "After the last stage"
             note = "the levels form the full autoencoder, with no end-to-end pass"
@@ -207,8 +228,15 @@ def shared_batch_norm():
         _arrow(ax, (a, y_enc), (b, y_enc))
     ax.plot([1.3, 4.7], [3.5, 3.5], color=grey, linewidth=0.8)
     ax.text(3.0, 3.62, "encoder block E$_k$", ha="center", fontsize=9)
-    ax.text(4.1, 2.6, "training: batch statistics,\nupdates the moving ones",
-            ha="center", va="center", fontsize=7.5, color=grey)
+    ax.text(
+        4.1,
+        2.6,
+        "training: batch statistics,\nupdates the moving ones",
+        ha="center",
+        va="center",
+        fontsize=7.5,
+        color=grey,
+    )
     # Decoder: ... D_{k+2} -> T^_{k+1} -> [convT, act, norm] = D_{k+1} -> T^_k
     _box(ax, 6.55, y_dec, 0.9, 0.4, "… $\\hat{\\mathrm{T}}_{k+1}$", DONE, fontsize=9)
     _box(ax, 5.35, y_dec, 1.2, 0.4, "Conv2D-\nTranspose", TRAINED, fontsize=8)
@@ -219,15 +247,37 @@ def shared_batch_norm():
         _arrow(ax, (a, y_dec), (b, y_dec))
     ax.plot([2.25, 5.95], [0.5, 0.5], color=grey, linewidth=0.8)
     ax.text(4.1, 0.3, "decoder block D$_{k+1}$", ha="center", fontsize=9)
-    ax.text(2.85, 1.42, 'moving statistics, no update\n(decoder_statistics="encoder")',
-            ha="center", va="center", fontsize=7.5, color=grey)
+    ax.text(
+        2.85,
+        1.42,
+        'moving statistics, no update\n(decoder_statistics="encoder")',
+        ha="center",
+        va="center",
+        fontsize=7.5,
+        color=grey,
+    )
     # One layer, two call sites.
-    _arrow(ax, (4.75, y_enc - 0.55), (3.6, y_dec + 0.62), color="#2e7d32", style="<|-|>",
-           dashed=True)
-    ax.text(4.35, 2.0, "the same layer: one γ, β,\none moving mean and variance",
-            ha="left", va="center", fontsize=8, color="#2e7d32")
-    ax.text(0.15, 2.0, "$\\hat{\\mathrm{T}}_k$ is rebuilt in the\nnormalized space of\nits target T$_k$",
-            ha="left", va="center", fontsize=8, color=grey)
+    _arrow(
+        ax, (4.75, y_enc - 0.55), (3.6, y_dec + 0.62), color="#2e7d32", style="<|-|>", dashed=True
+    )
+    ax.text(
+        4.35,
+        2.0,
+        "the same layer: one γ, β,\none moving mean and variance",
+        ha="left",
+        va="center",
+        fontsize=8,
+        color="#2e7d32",
+    )
+    ax.text(
+        0.15,
+        2.0,
+        "$\\hat{\\mathrm{T}}_k$ is rebuilt in the\nnormalized space of\nits target T$_k$",
+        ha="left",
+        va="center",
+        fontsize=8,
+        color=grey,
+    )
     return fig
 
 
