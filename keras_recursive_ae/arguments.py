@@ -24,3 +24,39 @@ def check_int(value, argument, minimum=0):
             f"Received: {argument}={value!r}"
         )
     return int(value)
+
+
+def epochs_per_level(epochs, depth):
+    """`epochs` as one count per level: a count for all, or a list of `depth`."""
+    if isinstance(epochs, (list, tuple)):
+        if len(epochs) == depth:
+            return [check_int(count, "epochs") for count in epochs]
+    else:
+        try:
+            return [check_int(epochs, "epochs")] * depth
+        except ValueError:
+            pass
+    raise ValueError(
+        "Invalid value for argument `epochs`. Expected a non-negative integer "
+        f"or a list of {depth} of them (one per level, outermost first). "
+        f"Received: epochs={epochs!r}"
+    )
+
+
+def standardize_level_weights(level_weights, depth):
+    """One non-negative weight per level, not all zero; `None` gives ones."""
+    if level_weights is None:
+        return [1.0] * depth
+    weights = list(level_weights) if isinstance(level_weights, (list, tuple)) else None
+    if (
+        weights is None
+        or len(weights) != depth
+        or any(not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0 for w in weights)
+        or not any(weights)
+    ):
+        raise ValueError(
+            "Invalid value for argument `level_weights`. Expected "
+            f"{depth} non-negative numbers (one per level, outermost first), "
+            f"not all zero. Received: level_weights={level_weights!r}"
+        )
+    return [float(w) for w in weights]

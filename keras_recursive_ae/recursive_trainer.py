@@ -5,7 +5,12 @@ import contextlib
 import keras
 
 from keras_recursive_ae import distribution as distribution_lib
-from keras_recursive_ae.arguments import check_choice, check_int
+from keras_recursive_ae.arguments import (
+    check_choice,
+    check_int,
+    epochs_per_level,
+    standardize_level_weights,
+)
 from keras_recursive_ae.images import image_batch_shape
 from keras_recursive_ae.levels import levels_of
 from keras_recursive_ae.run import FitOptions, Phase, TrainingRun
@@ -174,7 +179,7 @@ class RecursiveTrainer:
 
     def _set_autoencoder(self, autoencoder):
         self._autoencoder = autoencoder
-        self.level_weights = _standardize_level_weights(self._level_weights, autoencoder.depth)
+        self.level_weights = standardize_level_weights(self._level_weights, autoencoder.depth)
 
     @property
     def autoencoder(self):
@@ -397,7 +402,7 @@ class RecursiveTrainer:
         if self.schedule == "greedy":
             phases = [
                 Phase(level, level, f"Stage {level}/{depth}", count)
-                for level, count in enumerate(_epochs_per_level(epochs, depth), start=1)
+                for level, count in enumerate(epochs_per_level(epochs, depth), start=1)
             ]
             if fine_tune_epochs:
                 phases.append(Phase(depth + 1, None, "Fine-tuning", fine_tune_epochs))
@@ -559,37 +564,3 @@ def _declared_input_shape(encoder):
         return tuple(encoder.input_shape[1:])
     except (AttributeError, ValueError):
         return None
-
-
-def _epochs_per_level(epochs, depth):
-    if isinstance(epochs, (list, tuple)):
-        if len(epochs) == depth:
-            return [check_int(count, "epochs") for count in epochs]
-    else:
-        try:
-            return [check_int(epochs, "epochs")] * depth
-        except ValueError:
-            pass
-    raise ValueError(
-        "Invalid value for argument `epochs`. Expected a non-negative integer "
-        f"or a list of {depth} of them (one per level, outermost first). "
-        f"Received: epochs={epochs!r}"
-    )
-
-
-def _standardize_level_weights(level_weights, depth):
-    if level_weights is None:
-        return [1.0] * depth
-    weights = list(level_weights) if isinstance(level_weights, (list, tuple)) else None
-    if (
-        weights is None
-        or len(weights) != depth
-        or any(not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0 for w in weights)
-        or not any(weights)
-    ):
-        raise ValueError(
-            "Invalid value for argument `level_weights`. Expected "
-            f"{depth} non-negative numbers (one per level, outermost first), "
-            f"not all zero. Received: level_weights={level_weights!r}"
-        )
-    return [float(w) for w in weights]
