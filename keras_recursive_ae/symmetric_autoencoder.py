@@ -150,7 +150,8 @@ class SymmetricAutoencoder:
         depth = self.depth
         rebuilt_outputs = [encoded[-1]]
         for index, block in enumerate(self.decoder_blocks):
-            level = depth + 1 - _level_so_far(self.decoder_blocks[: index + 1])
+            # The level this block starts, if it has weights.
+            level = max(1, depth - sum(map(may_be_a_level, self.decoder_blocks[:index])))
             source = rebuilt_outputs[-1]
             expectation = (
                 f"Decoder level {level} ('{block_name(block)}') must map T_{level} of "
@@ -174,7 +175,7 @@ class SymmetricAutoencoder:
                 raise ValueError(
                     f"{expectation}, but calling it failed: {_plain(error)}"
                 ) from error
-            rebuilt_outputs.append(_single_tensor(output, "Decoder", max(level, 1), block))
+            rebuilt_outputs.append(_single_tensor(output, "Decoder", level, block))
         groups, ends = fold_weightless(self.decoder_blocks, "Decoder")
         self.decoder_blocks = groups[::-1]  # outermost first, as the encoder's
         _check_same_depth(self.encoder_blocks, self.decoder_blocks)
