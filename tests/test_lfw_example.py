@@ -461,6 +461,49 @@ def test_merge_refuses_other_budgets_and_twice_the_same_configuration(fallback_r
     assert not (tmp_path / "results.json").exists()
 
 
+def test_tensorboard_writes_one_run_per_configuration(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    logs = tmp_path / "tb"
+    argv = ["--configs", "recursive,stacked", "--epochs", "2", "--base-filters", "2"]
+    argv += ["--depth", "2", "--test-images", "6", "--figure-faces", "4", "--verbose", "0"]
+    argv += ["--output-dir", str(tmp_path / "out"), "--tensorboard", str(logs)]
+    with pytest.warns(UserWarning, match="scikit-image"):
+        assert experiment.main(argv, prog="lfw_faces") == 0
+    assert sorted(p.name for p in logs.iterdir()) == ["recursive", "stacked"]
+
+    def tags_and_steps(folder):
+        events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+        events.Reload()
+        return {tag: [e.step for e in events.Tensors(tag)] for tag in events.Tags()["tensors"]}
+
+    for name, epochs in [("recursive", 4), ("stacked", 2)]:
+        train = tags_and_steps(logs / name / "train")
+        assert train["epoch_loss"] == list(range(epochs)), name
+        validation = tags_and_steps(logs / name / "validation")
+        assert validation["epoch_loss"] == list(range(epochs)), name
+        assert validation["reconstructions"] == list(range(epochs)), name
+        assert validation["reconstruction/psnr"] == list(range(epochs)), name
+    events = EventAccumulator(str(logs / "recursive" / "train"), size_guidance={"tensors": 0})
+    events.Reload()
+    stages = [
+        float(tensor_util.make_ndarray(e.tensor_proto)) for e in events.Tensors("epoch_stage")
+    ]
+    assert stages == [1, 1, 2, 2]
+    assert tags_and_steps(logs / "recursive" / "validation")["stage_2/rebuild_mse"] == [2, 3]
+
+
+def test_tensorboard_folder_that_cannot_be_created_is_named(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as error:
+        experiment.main(["--tensorboard", str(tmp_path / "file" / "tb")], prog="lfw_faces")
+    assert error.value.code == 2
+    assert "--tensorboard" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--tensorboard"):
+        experiment.run_experiment(tensorboard_dir=tmp_path / "file" / "tb", verbose=0)
+
+
 # ---------------------------------------------------------------------------
 # End to end on real faces
 

@@ -18,6 +18,11 @@ the four metrics of `keras_recursive_ae.metrics`, and writes:
 - `figure_arrays.npz`: the pixels the figures show (8-bit), kept so that
   `--merge` can draw them again.
 
+With `--tensorboard DIR`, each configuration also writes a TensorBoard run,
+`DIR/<name>`: Keras' own curves (`keras.callbacks.TensorBoard`, epochs
+numbered across stages) and a `ReconstructionLogger` on the figure's test
+faces, so `tensorboard --logdir DIR` compares the configurations side by side.
+
 Too many configurations for one sitting? Run them in groups with the same
 flags into separate folders, then join them with
 `--merge DIR [DIR ...] --output-dir OUT` (see `merge_results`).
@@ -66,7 +71,8 @@ paper's numbers beside ours only then.
 
 The modules: `configurations` (what is trained), `run` (training and
 scoring), `scores`, `report` (`results.json`, `results.md`, `--merge`),
-`figures` and `cli`. The library's core never imports this package.
+`figures`, `tensorboard_logs` (`--tensorboard`) and `cli`. The library's
+core never imports this package.
 """
 
 from keras_recursive_ae.experiments.lfw.cli import build_parser, main
@@ -90,6 +96,7 @@ from keras_recursive_ae.experiments.lfw.report import (
 )
 from keras_recursive_ae.experiments.lfw.run import run_experiment, train_configuration
 from keras_recursive_ae.experiments.lfw.scores import METRICS, evaluate_reconstructions
+from keras_recursive_ae.experiments.lfw.tensorboard_logs import tensorboard_callbacks
 
 __all__ = [
     "CONFIGURATIONS",
@@ -108,6 +115,7 @@ __all__ = [
     "results_markdown",
     "run_experiment",
     "select_configurations",
+    "tensorboard_callbacks",
     "train_configuration",
     "write_results",
 ]

@@ -13,6 +13,7 @@ from keras_recursive_ae.experiments.lfw.configurations import (
 from keras_recursive_ae.experiments.lfw.figures import FIGURE_FACES
 from keras_recursive_ae.experiments.lfw.report import merge_results
 from keras_recursive_ae.experiments.lfw.run import run_experiment
+from keras_recursive_ae.experiments.lfw.tensorboard_logs import prepare_tensorboard_dir
 
 MODULE_COMMAND = "python -m keras_recursive_ae.experiments.lfw"
 
@@ -165,6 +166,15 @@ def build_parser(prog=MODULE_COMMAND):
         help="save each trained model as <output-dir>/<name>.keras",
     )
     parser.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="also write TensorBoard logs, one run folder per configuration "
+        "(DIR/<name>): Keras' curves (epoch_loss, epoch_stage, ...; epochs "
+        "numbered across stages) and a ReconstructionLogger on the first "
+        "--figure-faces test faces; view with: tensorboard --logdir DIR "
+        "(needs the tensorboard package)",
+    )
+    parser.add_argument(
         "--verbose",
         choices=["auto", "0", "1", "2"],
         default="auto",
@@ -214,6 +224,13 @@ def main(argv=None, prog=None):
             parser.error(f"--{flag.replace('_', '-')} must not be negative. Received: {value}")
     if args.data_dir is not None and not Path(args.data_dir).expanduser().exists():
         parser.error(f"--data-dir does not exist: {args.data_dir}")
+    if args.tensorboard is not None:
+        if args.merge:
+            parser.error("--tensorboard logs training; --merge trains nothing")
+        try:
+            prepare_tensorboard_dir(args.tensorboard)
+        except (ImportError, ValueError) as e:
+            parser.error(str(e))
     raw = sys.argv[1:] if argv is None else list(argv)
     command = " ".join([prog, *map(shlex.quote, raw)])
     if args.merge:
@@ -247,6 +264,7 @@ def main(argv=None, prog=None):
         figure_faces=args.figure_faces,
         verbose=verbose,
         command=command,
+        tensorboard_dir=args.tensorboard,
     )
     return 0
 

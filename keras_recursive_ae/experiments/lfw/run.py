@@ -34,6 +34,10 @@ from keras_recursive_ae.experiments.lfw.scores import (
     finite_or_none,
     history_record,
 )
+from keras_recursive_ae.experiments.lfw.tensorboard_logs import (
+    prepare_tensorboard_dir,
+    tensorboard_callbacks,
+)
 from keras_recursive_ae.lfw import load_lfw
 from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
 from keras_recursive_ae.recursive_trainer import RecursiveTrainer
@@ -52,6 +56,9 @@ def train_configuration(
     batch_size=32,
     learning_rate=1e-3,
     verbose="auto",
+    callbacks=None,
+    tensorboard_dir=None,
+    tensorboard_images=None,
 ):
     """Trains one configuration with the experiment's budget.
 
@@ -68,6 +75,13 @@ def train_configuration(
         batch_size: Batch size for NumPy inputs. Defaults to `32`.
         learning_rate: Adam's learning rate. Defaults to `1e-3`.
         verbose: As in `keras.Model.fit`. Defaults to `"auto"`.
+        callbacks: Optional Keras callbacks for the whole run (see
+            `RecursiveTrainer.fit`).
+        tensorboard_dir: Optional TensorBoard run folder for this
+            configuration: adds `tensorboard_callbacks(tensorboard_dir,
+            tensorboard_images, trainer.autoencoder)`. Defaults to `None`.
+        tensorboard_images: The fixed held-out images whose reconstructions
+            go to TensorBoard; required with `tensorboard_dir`.
 
     Returns:
         A tuple `(trainer, history, seconds)`: the `RecursiveTrainer`, the
@@ -78,6 +92,9 @@ def train_configuration(
         trainer_options["schedule"] = configuration.schedule
     trainer = RecursiveTrainer(autoencoder, **trainer_options)
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    callbacks = list(callbacks or [])
+    if tensorboard_dir is not None:
+        callbacks += tensorboard_callbacks(tensorboard_dir, tensorboard_images, trainer.autoencoder)
     fit_options = {}
     if configuration.fine_tune:
         fit_options["fine_tune_epochs"] = epochs if fine_tune_epochs is None else fine_tune_epochs
@@ -89,6 +106,7 @@ def train_configuration(
         epochs=epochs,
         validation_data=validation,
         verbose=verbose,
+        callbacks=callbacks,
         **fit_options,
     )
     return trainer, history, time.perf_counter() - start
@@ -117,6 +135,7 @@ def run_experiment(
     figure_faces=FIGURE_FACES,
     verbose="auto",
     command=None,
+    tensorboard_dir=None,
 ):
     """Trains and scores the configurations; writes every output file.
 
@@ -158,6 +177,11 @@ def run_experiment(
             Defaults to `8`.
         verbose: As in `keras.Model.fit`.
         command: Optional command line to record in the results.
+        tensorboard_dir: Optional folder for TensorBoard logs: one run
+            folder per configuration, `<tensorboard_dir>/<name>`, with
+            `keras.callbacks.TensorBoard`'s curves and a
+            `ReconstructionLogger` on the first `figure_faces` test images
+            (see `tensorboard_callbacks`). Defaults to `None` (none).
 
     Returns:
         The results, as written to `results.json`.
@@ -167,6 +191,7 @@ def run_experiment(
     _check_positive_int("test_images", test_images)
     if fine_tune_epochs is not None:
         _check_positive_int("fine_tune_epochs", fine_tune_epochs, allow_zero=True)
+    tensorboard_dir = prepare_tensorboard_dir(tensorboard_dir)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -295,6 +320,10 @@ def run_experiment(
             batch_size=batch_size,
             learning_rate=learning_rate,
             verbose=verbose,
+            tensorboard_dir=None
+            if tensorboard_dir is None
+            else tensorboard_dir / configuration.name,
+            tensorboard_images=x_test[:figure_faces],
         )
         rebuilt = np.asarray(trainer.model.predict(x_test, batch_size=batch_size, verbose=0))
         reconstructions[configuration.name] = rebuilt
@@ -348,6 +377,8 @@ def run_experiment(
         f"{output_dir.resolve()}: {RESULTS_JSON}, {RESULTS_MD}, "
         + ", ".join(results["figures"].values()),
     )
+    if tensorboard_dir is not None:
+        _say(quiet, f"TensorBoard logs: tensorboard --logdir {tensorboard_dir.resolve()}")
     return results
 
 
