@@ -2,7 +2,8 @@
 
 import importlib
 
-from keras_recursive_ae import metrics
+from keras_recursive_ae import generation, metrics
+from keras_recursive_ae.generation import LatentDensity, fit_latent_density, generate
 from keras_recursive_ae.metrics import (
     PSNR,
     SSIM,
@@ -23,6 +24,7 @@ from keras_recursive_ae.version import __version__
 
 __all__ = [
     "LFWSplits",
+    "LatentDensity",
     "MirroredConvStack",
     "PSNR",
     "SSIM",
@@ -34,6 +36,9 @@ __all__ = [
     "SymmetricAutoencoder",
     "VariationalBottleneck",
     "__version__",
+    "fit_latent_density",
+    "generate",
+    "generation",
     "lfw",
     "load_lfw",
     "metrics",

@@ -5,6 +5,7 @@ import contextlib
 import keras
 
 from keras_recursive_ae import distribution as distribution_lib
+from keras_recursive_ae import generation
 from keras_recursive_ae.arguments import (
     check_choice,
     check_int,
@@ -108,6 +109,8 @@ class RecursiveTrainer:
     trainer.model.predict(images[:4], verbose=0).shape   # (4, 32, 32, 3)
     ```
     """
+
+    latent_density = None  # the density `fit_latent_density` fitted to the codes
 
     def __init__(
         self,
@@ -376,25 +379,73 @@ class RecursiveTrainer:
             run.end()
         return run.history
 
-    def generate(self, num_images, seed=None):
-        """Decodes codes drawn from N(0, I) into images.
+    def fit_latent_density(self, x, components=10, *, batch_size=None, seed=0):
+        """Fits a density to the codes `T_n` of the training images, for `generate`.
 
-        Meaningful for a variational innermost level (e.g.
-        `MirroredConvStack(..., variational=True)`), whose codes are trained
-        towards N(0, I).
+        Encodes `x` with `trainer.encoder` and fits a Gaussian mixture with
+        full covariances to the flattened codes ("ex-post density
+        estimation", Ghosh et al. 2020), so that a deterministic autoencoder
+        (greedily trained or not) can generate: `generate` then decodes draws
+        from it. Needs scikit-learn (the `generation` extra). The density is
+        kept as `trainer.latent_density`; save it with
+        `trainer.latent_density.save("density.npz")` beside the decoder, and
+        generate in another process with `keras_recursive_ae.generate`. Fit
+        it again after training further: the codes have moved.
+
+        Args:
+            x: the training images, as for `fit`: an array or a batched
+                `tf.data.Dataset`.
+            components: the number of Gaussians, at most the number of
+                images. Defaults to `10`; `1` is one Gaussian.
+            batch_size: batch size for encoding an array.
+            seed: the seed of the mixture's initialization. Defaults to `0`.
+
+        Returns:
+            The fitted `LatentDensity` (also `trainer.latent_density`).
+
+        Example:
+
+        ```python
+        import numpy as np
+        from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
+
+        images = np.random.rand(32, 8, 8, 1).astype("float32")
+        trainer = RecursiveTrainer(MirroredConvStack(filters=(4, 8), input_shape=(8, 8, 1)))
+        trainer.compile()
+        trainer.fit(images, epochs=1, batch_size=16, verbose=0)
+        trainer.fit_latent_density(images, components=2)
+        trainer.generate(4, seed=0).shape          # (4, 8, 8, 1)
+        ```
+        """
+        self.latent_density = generation.fit_latent_density(
+            self.encoder, x, components, batch_size=batch_size, seed=seed
+        )
+        return self.latent_density
+
+    def generate(self, num_images, seed=None):
+        """Decodes codes drawn from the model's code density into images.
+
+        The density is the one `fit_latent_density` fitted, if any;
+        otherwise N(0, I) for a variational innermost level (e.g.
+        `MirroredConvStack(..., variational=True)`, whose codes are trained
+        towards it). A deterministic model needs `fit_latent_density` first.
 
         Args:
             num_images: how many images to generate.
-            seed: optional integer; the same seed gives the same images.
+            seed: optional integer; the same seed gives the same images
+                (the codes are drawn with NumPy, the same in every process
+                and under every backend).
 
         Returns:
             A NumPy array of `num_images` images, in the decoder's output
             range (`[0, 1]` for a sigmoid output).
+
+        Raises:
+            ValueError: a deterministic model has no fitted density, or an
+                argument is invalid.
         """
-        num_images = check_int(num_images, "num_images", minimum=1)
-        code_shape = self.autoencoder.shapes[-1]
-        codes = keras.random.normal((num_images,) + tuple(code_shape), seed=seed)
-        return self.decoder.predict(codes, verbose=0)
+        density = self.latent_density or generation.code_prior(self.encoder)
+        return generation.generate(self.decoder, density, num_images, seed)
 
     def _phases(self, epochs, fine_tune_epochs):
         check_int(fine_tune_epochs, "fine_tune_epochs")
