@@ -24,8 +24,8 @@ def levels_of(model, argument):
     raise TypeError(
         f"Expected `{argument}` to be a keras.Sequential, a list of blocks (one "
         "per level), or a functional keras.Model whose layers form a single "
-        "chain; or `encoder` to be a SymmetricAutoencoder such as a "
-        f"MirroredConvStack. Received: {argument} of type {type(model).__name__}. "
+        "chain; or `encoder` to be a MirroredConvStack or a "
+        f"SymmetricAutoencoder. Received: {argument} of type {type(model).__name__}. "
         "A subclassed model hides its levels: pass its blocks as a list."
     )
 

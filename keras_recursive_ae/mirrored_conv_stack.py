@@ -1,5 +1,6 @@
 """Builds a symmetric convolutional encoder/decoder pair from a few arguments."""
 
+import dataclasses
 import math
 
 import keras
@@ -16,8 +17,27 @@ _DECODER_STYLES = ("transpose", "upsampling")
 _ENCODER_STYLES = ("strided", "pooling")
 
 
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    """The standardized arguments the blocks are built from."""
+
+    filters: list
+    kernel_sizes: list
+    strides: list
+    activation: object
+    output_activation: object
+    normalization: object
+    decoder_statistics: str
+    decoder_style: str
+    encoder_style: str
+    kernel_initializer: object
+    variational: bool
+    latent_dim: object
+    kl_weight: float
+
+
 @keras.saving.register_keras_serializable(package="keras_recursive_ae")
-class MirroredConvStack(SymmetricAutoencoder):
+class MirroredConvStack(keras.Model):
     """A symmetric convolutional autoencoder, one conv block per level.
 
     Encoder level `k` is a `Conv2D` (`filters[k-1]` filters, kernel
@@ -101,6 +121,7 @@ class MirroredConvStack(SymmetricAutoencoder):
         latent_dim=None,
         kl_weight=1.0,
         name="mirrored_conv_stack",
+        **kwargs,
     ):
         if input_shape is None:
             raise ValueError(
@@ -113,54 +134,96 @@ class MirroredConvStack(SymmetricAutoencoder):
                 "Invalid value for argument `input_shape`. Expected (height, "
                 f"width, channels). Received: input_shape={input_shape!r}"
             )
-        self.filters = _standardize_filters(filters, base_filters, depth)
-        self.base_filters = base_filters
-        n = len(self.filters)
-        self.kernel_sizes = _per_level(kernel_sizes, n, "kernel_sizes", pair=True)
-        self.strides = _per_level(strides, n, "strides")
+        filters = _standardize_filters(filters, base_filters, depth)
         _check_choice(normalization, _NORMALIZATIONS, "normalization")
         _check_choice(decoder_style, _DECODER_STYLES, "decoder_style")
         _check_choice(encoder_style, _ENCODER_STYLES, "encoder_style")
         _check_choice(decoder_statistics, ("encoder", "batch"), "decoder_statistics")
-        self.activation = _get(keras.activations.get, activation, "activation")
-        self.output_activation = _get(keras.activations.get, output_activation, "output_activation")
-        self.normalization = normalization
-        self.decoder_statistics = decoder_statistics
-        self.decoder_style = decoder_style
-        self.encoder_style = encoder_style
-        self.kernel_initializer = _get(
-            keras.initializers.get, kernel_initializer, "kernel_initializer"
-        )
         if variational and latent_dim is None:
             raise ValueError(
                 "A variational stack needs `latent_dim`, the size of its code. "
                 "Received: variational=True, latent_dim=None"
             )
-        self.variational = bool(variational)
-        self.latent_dim = latent_dim
-        self.kl_weight = kl_weight
-        # Keep the arguments as given for `get_config`.
+        spec = _Spec(
+            filters=filters,
+            kernel_sizes=_per_level(kernel_sizes, len(filters), "kernel_sizes", pair=True),
+            strides=_per_level(strides, len(filters), "strides"),
+            activation=_get(keras.activations.get, activation, "activation"),
+            output_activation=_get(keras.activations.get, output_activation, "output_activation"),
+            normalization=normalization,
+            decoder_statistics=decoder_statistics,
+            decoder_style=decoder_style,
+            encoder_style=encoder_style,
+            kernel_initializer=_get(
+                keras.initializers.get, kernel_initializer, "kernel_initializer"
+            ),
+            variational=bool(variational),
+            latent_dim=latent_dim,
+            kl_weight=kl_weight,
+        )
+        encoder_blocks, decoder_blocks = _make_blocks(spec, tuple(shape))
+        levels = SymmetricAutoencoder(
+            encoder_blocks, decoder_blocks, shape, decoder_order="outermost_first", name=name
+        )
+        # The object you configure is the model you save (keras-hub's
+        # Backbone pattern): a functional model over the levels' graph.
+        super().__init__(levels.model.inputs[0], levels.model.outputs[0], name=name, **kwargs)
+        # The trainer trains and hands callbacks this object; `model` stays
+        # a plain functional view of the same layers.
+        levels.plain_model, levels.model = levels.model, self
+        self.levels = levels
+
+        # === Config ===
+        for field in dataclasses.fields(spec):
+            setattr(self, field.name, getattr(spec, field.name))
+        self.base_filters = base_filters
         self._config = {
-            "filters": list(self.filters),
+            "filters": list(spec.filters),
             "input_shape": shape,
-            "kernel_sizes": [list(k) for k in self.kernel_sizes],
-            "strides": list(self.strides),
-            "activation": keras.activations.serialize(self.activation),
-            "output_activation": keras.activations.serialize(self.output_activation),
+            "kernel_sizes": [list(k) for k in spec.kernel_sizes],
+            "strides": list(spec.strides),
+            "activation": keras.activations.serialize(spec.activation),
+            "output_activation": keras.activations.serialize(spec.output_activation),
             "normalization": normalization,
             "decoder_statistics": decoder_statistics,
             "decoder_style": decoder_style,
             "encoder_style": encoder_style,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "variational": self.variational,
+            "kernel_initializer": keras.initializers.serialize(spec.kernel_initializer),
+            "variational": spec.variational,
             "latent_dim": latent_dim,
             "kl_weight": kl_weight,
-            "name": name,
         }
-        encoder_blocks, decoder_blocks = self._make_blocks(tuple(shape))
-        super().__init__(
-            encoder_blocks, decoder_blocks, shape, decoder_order="outermost_first", name=name
-        )
+
+    # The levels, as a `SymmetricAutoencoder` shows them.
+    @property
+    def model(self):
+        """The same autoencoder as a plain functional `keras.Model` (same layers)."""
+        return self.levels.plain_model
+
+    depth = property(lambda self: self.levels.depth, doc="The number of levels `n`.")
+    shapes = property(lambda self: self.levels.shapes, doc="Shapes of `T_0..T_n`.")
+    encoder = property(lambda self: self.levels.encoder, doc="Images -> `T_n`.")
+    decoder = property(lambda self: self.levels.decoder, doc="`T_n` -> images.")
+    encoder_levels = property(lambda self: self.levels.encoder_levels, doc="`E_1..E_n`.")
+    decoder_levels = property(lambda self: self.levels.decoder_levels, doc="`D_1..D_n`.")
+    encoder_blocks = property(lambda self: self.levels.encoder_blocks)
+    decoder_blocks = property(lambda self: self.levels.decoder_blocks)
+
+    def encoder_prefix(self, level):
+        """The encoder up to `T_level`: see `SymmetricAutoencoder.encoder_prefix`."""
+        return self.levels.encoder_prefix(level)
+
+    def level_tensors_model(self):
+        """See `SymmetricAutoencoder.level_tensors_model`."""
+        return self.levels.level_tensors_model()
+
+    def encoder_level_layers(self, level):
+        """The layers that `E_level` owns."""
+        return self.levels.encoder_level_layers(level)
+
+    def decoder_level_layers(self, level):
+        """The layers that `D_level` calls."""
+        return self.levels.decoder_level_layers(level)
 
     @classmethod
     def paper(cls, input_shape=(128, 128, 3), base_filters=16, depth=None, **kwargs):
@@ -221,90 +284,90 @@ class MirroredConvStack(SymmetricAutoencoder):
         )
 
     def get_config(self):
-        return dict(self._config)
+        return {"name": self.name, "trainable": self.trainable, **self._config}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
-    def _make_blocks(self, input_shape):
-        """Builds `E_k` and `D_k` as functional models on their own inputs."""
-        shapes = [input_shape]
-        for stride, filters in zip(self.strides, self.filters):
-            height, width, _ = shapes[-1]
-            shapes.append((math.ceil(height / stride), math.ceil(width / stride), filters))
-        shared_norms = [
-            self._make_norm(f"shared_norm_{k}") if self.normalization == "shared" else None
-            for k in range(1, len(shapes))
-        ]
 
-        encoder_blocks, decoder_blocks = [], []
-        for k in range(1, len(shapes)):
-            kernel, stride = self.kernel_sizes[k - 1], self.strides[k - 1]
-            inputs = keras.Input(shapes[k - 1])
-            x = keras.layers.Conv2D(
-                self.filters[k - 1],
-                kernel,
-                strides=1 if self.encoder_style == "pooling" else stride,
-                padding="same",
-                activation=self.activation,
-                kernel_initializer=self.kernel_initializer,
-                name=f"encoder_conv_{k}",
+def _make_blocks(spec, input_shape):
+    """Builds `E_k` and `D_k` as functional models on their own inputs."""
+    shapes = [input_shape]
+    for stride, filters in zip(spec.strides, spec.filters):
+        height, width, _ = shapes[-1]
+        shapes.append((math.ceil(height / stride), math.ceil(width / stride), filters))
+    shared_norms = [
+        _make_norm(spec, f"shared_norm_{k}") if spec.normalization == "shared" else None
+        for k in range(1, len(shapes))
+    ]
+
+    encoder_blocks, decoder_blocks = [], []
+    for k in range(1, len(shapes)):
+        kernel, stride = spec.kernel_sizes[k - 1], spec.strides[k - 1]
+        inputs = keras.Input(shapes[k - 1])
+        x = keras.layers.Conv2D(
+            spec.filters[k - 1],
+            kernel,
+            strides=1 if spec.encoder_style == "pooling" else stride,
+            padding="same",
+            activation=spec.activation,
+            kernel_initializer=spec.kernel_initializer,
+            name=f"encoder_conv_{k}",
+        )(inputs)
+        if spec.encoder_style == "pooling" and stride > 1:
+            x = keras.layers.MaxPooling2D(stride, padding="same", name=f"encoder_pool_{k}")(x)
+        innermost_variational = spec.variational and k == len(shapes) - 1
+        if innermost_variational:
+            x = VariationalBottleneck(
+                spec.latent_dim, kl_weight=spec.kl_weight, name="variational_bottleneck"
+            )(x)
+        elif spec.normalization == "shared":
+            x = shared_norms[k - 1](x, site="encoder")
+        elif spec.normalization == "batch":
+            x = _make_norm(spec, f"encoder_norm_{k}")(x)
+        encoder_blocks.append(keras.Model(inputs, x, name=f"encoder_block_{k}"))
+
+        target = shapes[k - 1]
+        outermost = k == 1
+        conv_options = {
+            "padding": "same",
+            "activation": spec.output_activation if outermost else spec.activation,
+            "kernel_initializer": spec.kernel_initializer,
+            "name": f"decoder_conv_{k}",
+        }
+        if innermost_variational:
+            inputs = keras.Input((spec.latent_dim,))
+            x = keras.layers.Dense(
+                math.prod(shapes[k]), activation=spec.activation, name="decoder_dense"
             )(inputs)
-            if self.encoder_style == "pooling" and stride > 1:
-                x = keras.layers.MaxPooling2D(stride, padding="same", name=f"encoder_pool_{k}")(x)
-            innermost_variational = self.variational and k == len(shapes) - 1
-            if innermost_variational:
-                x = VariationalBottleneck(
-                    self.latent_dim, kl_weight=self.kl_weight, name="variational_bottleneck"
-                )(x)
-            elif self.normalization == "shared":
-                x = shared_norms[k - 1](x, site="encoder")
-            elif self.normalization == "batch":
-                x = self._make_norm(f"encoder_norm_{k}")(x)
-            encoder_blocks.append(keras.Model(inputs, x, name=f"encoder_block_{k}"))
+            x = keras.layers.Reshape(shapes[k], name="decoder_reshape")(x)
+        else:
+            inputs = x = keras.Input(shapes[k])
+        if spec.decoder_style == "transpose":
+            x = keras.layers.Conv2DTranspose(target[-1], kernel, strides=stride, **conv_options)(x)
+        elif stride > 1:
+            x = keras.layers.UpSampling2D(stride, name=f"decoder_upsample_{k}")(x)
+        excess = (x.shape[1] - target[0], x.shape[2] - target[1])
+        if any(excess):
+            # Undo the encoder's rounding up of an odd size ("same" padding).
+            x = keras.layers.Cropping2D(((0, excess[0]), (0, excess[1])), name=f"decoder_crop_{k}")(
+                x
+            )
+        if spec.decoder_style == "upsampling":
+            x = keras.layers.Conv2D(target[-1], kernel, **conv_options)(x)
+        if not outermost and spec.normalization == "shared":
+            x = shared_norms[k - 2](x, site="decoder")
+        elif not outermost and spec.normalization == "batch":
+            x = _make_norm(spec, f"decoder_norm_{k}")(x)
+        decoder_blocks.append(keras.Model(inputs, x, name=f"decoder_block_{k}"))
+    return encoder_blocks, decoder_blocks
 
-            target = shapes[k - 1]
-            outermost = k == 1
-            conv_options = {
-                "padding": "same",
-                "activation": self.output_activation if outermost else self.activation,
-                "kernel_initializer": self.kernel_initializer,
-                "name": f"decoder_conv_{k}",
-            }
-            if innermost_variational:
-                inputs = keras.Input((self.latent_dim,))
-                x = keras.layers.Dense(
-                    math.prod(shapes[k]), activation=self.activation, name="decoder_dense"
-                )(inputs)
-                x = keras.layers.Reshape(shapes[k], name="decoder_reshape")(x)
-            else:
-                inputs = x = keras.Input(shapes[k])
-            if self.decoder_style == "transpose":
-                x = keras.layers.Conv2DTranspose(
-                    target[-1], kernel, strides=stride, **conv_options
-                )(x)
-            elif stride > 1:
-                x = keras.layers.UpSampling2D(stride, name=f"decoder_upsample_{k}")(x)
-            excess = (x.shape[1] - target[0], x.shape[2] - target[1])
-            if any(excess):
-                # Undo the encoder's rounding up of an odd size ("same" padding).
-                x = keras.layers.Cropping2D(
-                    ((0, excess[0]), (0, excess[1])), name=f"decoder_crop_{k}"
-                )(x)
-            if self.decoder_style == "upsampling":
-                x = keras.layers.Conv2D(target[-1], kernel, **conv_options)(x)
-            if not outermost and self.normalization == "shared":
-                x = shared_norms[k - 2](x, site="decoder")
-            elif not outermost and self.normalization == "batch":
-                x = self._make_norm(f"decoder_norm_{k}")(x)
-            decoder_blocks.append(keras.Model(inputs, x, name=f"decoder_block_{k}"))
-        return encoder_blocks, decoder_blocks
 
-    def _make_norm(self, name):
-        if self.normalization == "shared":
-            return SharedBatchNorm(decoder_statistics=self.decoder_statistics, name=name)
-        return keras.layers.BatchNormalization(name=name)
+def _make_norm(spec, name):
+    if spec.normalization == "shared":
+        return SharedBatchNorm(decoder_statistics=spec.decoder_statistics, name=name)
+    return keras.layers.BatchNormalization(name=name)
 
 
 def _get(getter, identifier, name):

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from keras_recursive_ae import metrics
+from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
 from keras_recursive_ae.symmetric_autoencoder import SymmetricAutoencoder
 
 _SUBSETS = ("train", "validation")
@@ -157,6 +158,8 @@ class ReconstructionLogger(keras.callbacks.Callback):
             )
         self.log_dir = os.fspath(log_dir)
         self.every = _check_positive_int(every, "every")
+        if isinstance(autoencoder, MirroredConvStack):
+            autoencoder = autoencoder.levels
         if autoencoder is not None and not isinstance(autoencoder, SymmetricAutoencoder):
             raise ValueError(
                 "Invalid value for argument `autoencoder`. Expected a "

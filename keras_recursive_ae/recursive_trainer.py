@@ -14,6 +14,7 @@ from keras_recursive_ae.arguments import (
 )
 from keras_recursive_ae.images import image_batch_shape
 from keras_recursive_ae.levels import levels_of
+from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
 from keras_recursive_ae.run import FitOptions, Phase, TrainingRun
 from keras_recursive_ae.stage import JointModel, StageModel
 from keras_recursive_ae.stage_inputs import StageInputCache
@@ -147,6 +148,8 @@ class RecursiveTrainer:
             )
         self._compile_args = None
         self._autoencoder = None
+        if isinstance(encoder, MirroredConvStack):
+            encoder = encoder.levels
         if isinstance(encoder, SymmetricAutoencoder):
             if decoder is not None:
                 raise ValueError(
@@ -466,7 +469,7 @@ class RecursiveTrainer:
                 f"Received: fine_tune_epochs={fine_tune_epochs!r}"
             )
         label = "Joint training" if self.schedule == "joint" else "End-to-end training"
-        return [Phase(1, None, label, epochs)]
+        return [Phase(depth + 1, None, label, epochs)]
 
     def _describe(self, phase):
         shapes = self.autoencoder.shapes

@@ -69,7 +69,7 @@ class JointModel(keras.Model):
     """
 
     def __init__(self, autoencoder, level_weights, stop_target_gradients=True, name="joint"):
-        images = keras.Input(shape=autoencoder.input_shape, name="images")
+        images = keras.Input(shape=autoencoder.shapes[0], name="images")
         tensors = keras.tree.flatten(autoencoder.level_tensors_model()(images))
         depth = autoencoder.depth
         rebuilt, targets = tensors[:depth], [images] + tensors[depth:]

@@ -103,7 +103,8 @@ def test_shared_normalization_is_one_layer_per_tensor_level():
     stack = MirroredConvStack(filters=(4, 8, 16), input_shape=(16, 16, 3), normalization="shared")
     norms = [layer for layer in stack.model.layers if isinstance(layer, SharedBatchNorm)]
     assert sorted(n.name for n in norms) == ["shared_norm_1", "shared_norm_2", "shared_norm_3"]
-    config = {layer["name"]: layer for layer in stack.model.get_config()["layers"]}
+    graph = keras.Model(stack.inputs, stack.outputs)  # the stack's graph, as plain Keras
+    config = {layer["name"]: layer for layer in graph.get_config()["layers"]}
     sites = {
         name: [node["kwargs"].get("site") for node in config[name]["inbound_nodes"]]
         for name in ("shared_norm_1", "shared_norm_2", "shared_norm_3")

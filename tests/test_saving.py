@@ -85,3 +85,33 @@ np.savez(OUTPUT, *trainer.model.get_weights())
     assert len(first.files) > 4
     for key in first.files:
         np.testing.assert_array_equal(first[key], second[key])
+
+
+def test_a_saved_stack_loads_as_a_stack_with_its_levels_and_trains_on(tmp_path):
+    # keras-hub's Backbone pattern: the object you configure is the one you save.
+    stack = MirroredConvStack(filters=(4, 4), input_shape=(8, 8, 1), normalization="shared")
+    trainer = RecursiveTrainer(stack)
+    trainer.compile()
+    x = np.random.default_rng(0).random((8, 8, 8, 1), dtype="float32")
+    trainer.fit(x, epochs=1, batch_size=4, verbose=0)
+    assert trainer.model is stack  # what callbacks see and ModelCheckpoint saves
+    stack.save(tmp_path / "stack.keras")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", stack.predict(x, verbose=0))
+    out = run_in_fresh_process(
+        f"""
+import numpy as np, keras
+from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
+loaded = keras.saving.load_model({str(tmp_path / "stack.keras")!r})
+assert type(loaded) is MirroredConvStack, type(loaded)
+x = np.load({str(tmp_path / "x.npy")!r})
+np.testing.assert_allclose(loaded.predict(x, verbose=0), np.load({str(tmp_path / "y.npy")!r}),
+                           rtol=1e-5, atol=1e-6)
+norm = loaded.get_layer("shared_norm_1")
+assert norm in loaded.encoder_level_layers(1) and norm in loaded.decoder_level_layers(2)
+trainer = RecursiveTrainer(loaded)
+trainer.compile()
+print(trainer.fit(x, epochs=1, batch_size=4, verbose=0).history["stage"], loaded.shapes)
+"""
+    )
+    assert "[1, 2] [(8, 8, 1), (4, 4, 4), (2, 2, 4)]" in out
