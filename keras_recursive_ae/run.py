@@ -15,8 +15,8 @@ class Phase:
 
     Attributes:
         stage: the phase's number in every epoch's logs: level `k` for greedy
-            stage `k`, `n + 1` for fine-tuning after `n` stages, 1 for a joint
-            or end-to-end run.
+            stage `k`, `n + 1` for a phase that trains all `n` levels
+            (fine-tuning, a joint or an end-to-end run).
         level: the level a greedy stage trains, or `None`.
         label: the name in progress bars and messages, e.g. `"Stage 2/7"`.
         epochs: how many epochs it trains.

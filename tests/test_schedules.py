@@ -36,7 +36,7 @@ def test_every_schedule_lowers_its_loss_on_real_faces(faces, schedule):
         assert stages == [1] * 4 + [2] * 4
         assert loss[3] < loss[0] and loss[7] < loss[4]
     else:
-        assert stages == [1] * 4  # one phase: all levels at once
+        assert stages == [3] * 4  # one phase, all n = 2 levels at once: n + 1
         assert loss[-1] < loss[0]
     assert np.all(np.isfinite(history.history["val_loss"]))
 
@@ -60,7 +60,7 @@ def test_fine_tuning_follows_greedy_and_unfreezes_everything():
 
     class Watch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            assert self.model is stack.model  # the whole autoencoder, in every phase
+            assert self.model is stack  # the whole autoencoder, in every phase
             snapshots.append([np.array(v) for v in variables])
 
     start = [np.array(v) for v in variables]
