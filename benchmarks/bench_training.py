@@ -145,17 +145,19 @@ def run_child(args):
     placements = []
 
     class PhaseTimer(keras.callbacks.Callback):
-        """Seconds inside each phase model's `fit`."""
+        """Seconds inside each phase's epochs, by the `stage` in their logs."""
 
         def __init__(self):
             super().__init__()
             self.seconds = {}
 
-        def on_train_begin(self, logs=None):
+        def on_epoch_begin(self, epoch, logs=None):
             self.start = time.perf_counter()
 
-        def on_train_end(self, logs=None):
-            self.seconds[self.model.name] = time.perf_counter() - self.start
+        def on_epoch_end(self, epoch, logs=None):
+            stage = str((logs or {}).get("stage", self.model.name))
+            elapsed = time.perf_counter() - self.start
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed
 
     timer = PhaseTimer()
     compile_args = {"steps_per_execution": args.steps_per_execution}
