@@ -128,8 +128,13 @@ def image_loss(model, images, loss, batch_size):
     for batch in _image_batches(images, batch_size):
         rebuilt = model.predict_on_batch(batch)
         values = keras.ops.convert_to_numpy(loss(keras.ops.cast(batch, rebuilt.dtype), rebuilt))
-        values = np.reshape(values, (len(batch), -1)).mean(axis=1)
-        total, count = total + float(values.sum()), count + len(batch)
+        # A loss function gives one value per image (or pixel); a `Loss`
+        # object, the batch's mean.
+        if np.ndim(values) == 0:
+            batch_total = float(values) * len(batch)
+        else:
+            batch_total = float(np.sum(np.reshape(values, (len(batch), -1)).mean(axis=1)))
+        total, count = total + batch_total, count + len(batch)
     return total / count
 
 

@@ -146,6 +146,17 @@ def test_val_image_loss_is_the_full_models_loss_and_picks_the_best_autoencoder(t
     )
 
 
+def test_val_image_loss_takes_a_loss_object_as_compile_does():
+    trainer = RecursiveTrainer(MirroredConvStack(filters=(4, 4), input_shape=(16, 16, 3)))
+    trainer.compile(loss=keras.losses.MeanAbsoluteError())
+    x = _images()
+    history = trainer.fit(x, epochs=1, batch_size=8, validation_data=x[:8], verbose=0)
+    rebuilt = trainer.model.predict(x[:8], verbose=0)
+    np.testing.assert_allclose(
+        history.history["val_image_loss"][-1], np.mean(np.abs(rebuilt - x[:8])), rtol=1e-4
+    )
+
+
 def test_early_stopping_ends_the_stage_not_the_run():
     stop_at_once = keras.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=1e9)
     _, history = _fit([stop_at_once], epochs=[3, 3])

@@ -143,26 +143,3 @@ def _cluster_addresses(tf_config):
 def _split_address(address):
     host, _, port = address.rpartition(":")
     return host.strip("[]") or "localhost", int(port)
-
-
-def _cluster_addresses(tf_config):
-    try:
-        config = json.loads(tf_config) if isinstance(tf_config, str) else tf_config
-        cluster, task = config["cluster"], config["task"]
-        own = cluster[task["type"]][int(task["index"])]
-    except (TypeError, ValueError, KeyError, IndexError) as error:
-        raise ValueError(
-            "Expected the environment variable TF_CONFIG to hold a JSON "
-            'object such as {"cluster": {"worker": ["host1:port", '
-            '"host2:port"]}, "task": {"type": "worker", "index": 0}}. '
-            f"Received: TF_CONFIG={tf_config!r}"
-        ) from error
-    peers = [
-        address for job in ("chief", "worker") for address in cluster.get(job, []) if address != own
-    ]
-    return own, peers
-
-
-def _split_address(address):
-    host, _, port = address.rpartition(":")
-    return host.strip("[]") or "localhost", int(port)
