@@ -16,10 +16,11 @@ class VariationalBottleneck(keras.layers.Layer):
     `z = mean + exp(log_var / 2) * eps`, `eps ~ N(0, I)`, in training, and
     the mean in inference (so reconstructions are deterministic). Every call
     adds `kl_weight * KL(N(mean, var) || N(0, I))`, summed over the code and
-    averaged over the batch, to the model's losses, so any model that trains
-    the layer (the innermost stage of greedy training, or the whole
-    autoencoder) carries the KL term. Decode `z` with a `Dense` layer and a
-    `Reshape` back to the shape this layer received.
+    averaged over the batch (in float32 under a mixed precision policy), to
+    the model's losses, so any model that trains the layer (the innermost
+    stage of greedy training, or the whole autoencoder) carries the KL term.
+    Decode `z` with a `Dense` layer and a `Reshape` back to the shape this
+    layer received.
 
     Args:
         latent_dim: size of the code.
@@ -89,8 +90,11 @@ class VariationalBottleneck(keras.layers.Layer):
         flat = ops.reshape(inputs, (ops.shape(inputs)[0], -1))
         mean = self.mean_head(flat)
         log_var = self.log_var_head(flat)
-        kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1)
-        self.add_loss(self.kl_weight * ops.mean(ops.cast(kl, "float32")))
+        # In float32 under a mixed policy: float16 overflows at mean**2 >
+        # 65504 and bfloat16 sums the code with 3 significant digits.
+        mean32, log_var32 = ops.cast(mean, "float32"), ops.cast(log_var, "float32")
+        kl = -0.5 * ops.sum(1.0 + log_var32 - ops.square(mean32) - ops.exp(log_var32), axis=-1)
+        self.add_loss(self.kl_weight * ops.mean(kl))
         if not training:
             return mean
         noise = keras.random.normal(ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator)
