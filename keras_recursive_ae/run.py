@@ -82,7 +82,13 @@ class TrainingRun:
         self.epoch = initial_epoch
         self.checkpoint = self.record = None
         if checkpoint_dir is not None:
-            fingerprint = dict(fingerprint, variables=model_fingerprint(model.variables))
+            # Variables are float32 under every policy, but the policy sets
+            # the compute dtype and whether the optimizer has a loss scale.
+            fingerprint = dict(
+                fingerprint,
+                variables=model_fingerprint(model.variables),
+                dtype_policy=keras.config.dtype_policy().name,
+            )
             self.checkpoint = TrainingCheckpoint(checkpoint_dir, fingerprint)
             self.record = self.checkpoint.load()
         if self.record is not None:
