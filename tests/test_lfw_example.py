@@ -595,3 +595,26 @@ def test_history_record_numbers_levels_as_ints_whatever_type_the_logs_hold():
         assert scores.history_record(history, schedule)["stage"] == [schedule] * 2
         history.history = {"stage": [schedule], "loss": [0.2]}
         assert scores.history_record(history, schedule)["stage"] == [schedule]
+
+
+def test_mixed_precision_builds_trains_and_scores_under_the_policy(tmp_path, monkeypatch):
+    seen = []
+    train_configuration = experiment.run.train_configuration
+
+    def spy(configuration, autoencoder, *args, **kwargs):
+        seen.append((keras.config.dtype_policy().name, autoencoder.layers[1].dtype_policy.name))
+        return train_configuration(configuration, autoencoder, *args, **kwargs)
+
+    monkeypatch.setattr(experiment.run, "train_configuration", spy)
+    argv = ["--configs", "recursive_vae", "--epochs", "1", "--base-filters", "2", "--depth", "2"]
+    argv += ["--test-images", "6", "--figure-faces", "2", "--verbose", "0"]
+    argv += ["--output-dir", str(tmp_path), "--mixed-precision", "mixed_bfloat16"]
+    with pytest.warns(UserWarning, match="scikit-image"):
+        assert experiment.main(argv, prog="lfw_faces") == 0
+    assert seen == [("mixed_bfloat16", "mixed_bfloat16")]
+    assert keras.config.dtype_policy().name == "float32"  # restored afterwards
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["settings"]["mixed_precision"] == "mixed_bfloat16"
+    (entry,) = results["configurations"]
+    assert all(math.isfinite(v) for v in entry["metrics"].values())
+    assert "mixed_bfloat16" in experiment.build_parser().format_help()

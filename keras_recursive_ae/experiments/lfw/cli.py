@@ -12,7 +12,7 @@ from keras_recursive_ae.experiments.lfw.configurations import (
 )
 from keras_recursive_ae.experiments.lfw.figures import FIGURE_FACES
 from keras_recursive_ae.experiments.lfw.report import merge_results
-from keras_recursive_ae.experiments.lfw.run import run_experiment
+from keras_recursive_ae.experiments.lfw.run import MIXED_PRECISION, run_experiment
 from keras_recursive_ae.experiments.lfw.tensorboard_logs import prepare_tensorboard_dir
 
 MODULE_COMMAND = "python -m keras_recursive_ae.experiments.lfw"
@@ -175,6 +175,14 @@ def build_parser(prog=MODULE_COMMAND):
         "(needs the tensorboard package)",
     )
     parser.add_argument(
+        "--mixed-precision",
+        choices=MIXED_PRECISION,
+        default="off",
+        help="Keras' global dtype policy for the models: mixed_bfloat16 or "
+        "mixed_float16 compute in 16 bits and keep float32 variables, batch-norm "
+        "statistics and KL terms (default: off, float32)",
+    )
+    parser.add_argument(
         "--verbose",
         choices=["auto", "0", "1", "2"],
         default="auto",
@@ -265,6 +273,7 @@ def main(argv=None, prog=None):
         verbose=verbose,
         command=command,
         tensorboard_dir=args.tensorboard,
+        mixed_precision=args.mixed_precision,
     )
     return 0
 

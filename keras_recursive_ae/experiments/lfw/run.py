@@ -43,6 +43,7 @@ from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
 from keras_recursive_ae.recursive_trainer import RecursiveTrainer
 
 _IN_MEMORY_LIMIT_BYTES = 2 * 1024**3
+MIXED_PRECISION = ("off", "mixed_bfloat16", "mixed_float16")
 
 
 def train_configuration(
@@ -136,6 +137,7 @@ def run_experiment(
     verbose="auto",
     command=None,
     tensorboard_dir=None,
+    mixed_precision="off",
 ):
     """Trains and scores the configurations; writes every output file.
 
@@ -182,11 +184,20 @@ def run_experiment(
             `keras.callbacks.TensorBoard`'s curves and a
             `ReconstructionLogger` on the first `figure_faces` test images
             (see `tensorboard_callbacks`). Defaults to `None` (none).
+        mixed_precision: `"off"` (default: float32), `"mixed_bfloat16"` or
+            `"mixed_float16"`: Keras' global dtype policy while each model is
+            built, trained and scored; the policy before the call is
+            restored afterwards.
 
     Returns:
         The results, as written to `results.json`.
     """
     configurations = select_configurations(configs)
+    if mixed_precision not in MIXED_PRECISION:
+        raise ValueError(
+            f"Invalid value for argument `mixed_precision`. Expected one of "
+            f"{MIXED_PRECISION}. Received: mixed_precision={mixed_precision!r}"
+        )
     _check_positive_int("epochs", epochs)
     _check_positive_int("test_images", test_images)
     if fine_tune_epochs is not None:
@@ -277,6 +288,7 @@ def run_experiment(
             "shapes": [list(t) for t in shapes],
             "shared_bn_decoder_statistics": decoder_statistics,
             "seed": seed,
+            "mixed_precision": mixed_precision,
         },
         "budget": (
             f"{epochs} epochs per weight: greedy schedules train each of the "
@@ -293,73 +305,83 @@ def run_experiment(
     reconstructions = {}
     samples = {}
     histories = {}
-    for index, configuration in enumerate(configurations, start=1):
-        _say(
-            quiet,
-            f"\n=== Configuration {index}/{len(configurations)}: "
-            f"{configuration.name} - {configuration.description} ===",
-        )
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(seed)
-        autoencoder = build_autoencoder(
-            configuration,
-            image_shape,
-            base_filters=base_filters,
-            depth=depth,
-            decoder_statistics=decoder_statistics,
-            latent_dim=latent_dim,
-            kl_weight=kl_weight,
-        )
-        trainer, history, seconds = train_configuration(
-            configuration,
-            autoencoder,
-            train,
-            x_validation,
-            epochs=epochs,
-            fine_tune_epochs=fine_tune_epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            verbose=verbose,
-            tensorboard_dir=None
-            if tensorboard_dir is None
-            else tensorboard_dir / configuration.name,
-            tensorboard_images=x_test[:figure_faces],
-        )
-        rebuilt = np.asarray(trainer.model.predict(x_test, batch_size=batch_size, verbose=0))
-        reconstructions[configuration.name] = rebuilt
-        scores = evaluate_reconstructions(x_test, rebuilt)
-        curves = history_record(history, configuration.schedule, depth)
-        histories[configuration.name] = curves
-        entry = {
-            "name": configuration.name,
-            "description": configuration.description,
-            "schedule": configuration.schedule,
-            "normalization": configuration.normalization,
-            "activation": configuration.activation,
-            "variational": configuration.variational,
-            "fine_tune": configuration.fine_tune,
-            "metrics": {k: finite_or_none(v) for k, v in scores.items()},
-            "train_seconds": round(seconds, 3),
-            "epochs_run": len(curves["stage"]),
-            "epochs_by_stage": epochs_by_stage(curves["stage"]),
-            "paper_sum_squared_error": configuration.paper_error,
-            "history": curves,
-        }
-        if configuration.variational:
-            entry["latent_dim"] = autoencoder.latent_dim
-            entry["kl_weight"] = autoencoder.kl_weight
-            samples[configuration.name] = np.asarray(trainer.generate(figure_faces, seed=seed))
-        if save_models:
-            path = output_dir / f"{configuration.name}.keras"
-            trainer.model.save(path)
-            entry["model"] = path.name
-        results["configurations"].append(entry)
-        _say(
-            quiet,
-            f"{configuration.name}: trained in {seconds:.1f} s; on "
-            f"{len(x_test)} test images: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()),
-        )
-        del trainer, autoencoder
+    previous_policy = keras.config.dtype_policy()
+    try:
+        for index, configuration in enumerate(configurations, start=1):
+            _say(
+                quiet,
+                f"\n=== Configuration {index}/{len(configurations)}: "
+                f"{configuration.name} - {configuration.description} ===",
+            )
+            keras.backend.clear_session()  # which also resets the dtype policy
+            if mixed_precision != "off":
+                keras.mixed_precision.set_global_policy(mixed_precision)
+            keras.utils.set_random_seed(seed)
+            autoencoder = build_autoencoder(
+                configuration,
+                image_shape,
+                base_filters=base_filters,
+                depth=depth,
+                decoder_statistics=decoder_statistics,
+                latent_dim=latent_dim,
+                kl_weight=kl_weight,
+            )
+            trainer, history, seconds = train_configuration(
+                configuration,
+                autoencoder,
+                train,
+                x_validation,
+                epochs=epochs,
+                fine_tune_epochs=fine_tune_epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                verbose=verbose,
+                tensorboard_dir=None
+                if tensorboard_dir is None
+                else tensorboard_dir / configuration.name,
+                tensorboard_images=x_test[:figure_faces],
+            )
+            rebuilt = trainer.model.predict(x_test, batch_size=batch_size, verbose=0)
+            rebuilt = np.asarray(rebuilt, dtype="float32")  # not bfloat16 under a policy
+            reconstructions[configuration.name] = rebuilt
+            scores = evaluate_reconstructions(x_test, rebuilt)
+            curves = history_record(history, configuration.schedule, depth)
+            histories[configuration.name] = curves
+            entry = {
+                "name": configuration.name,
+                "description": configuration.description,
+                "schedule": configuration.schedule,
+                "normalization": configuration.normalization,
+                "activation": configuration.activation,
+                "variational": configuration.variational,
+                "fine_tune": configuration.fine_tune,
+                "metrics": {k: finite_or_none(v) for k, v in scores.items()},
+                "train_seconds": round(seconds, 3),
+                "epochs_run": len(curves["stage"]),
+                "epochs_by_stage": epochs_by_stage(curves["stage"]),
+                "paper_sum_squared_error": configuration.paper_error,
+                "history": curves,
+            }
+            if configuration.variational:
+                entry["latent_dim"] = autoencoder.latent_dim
+                entry["kl_weight"] = autoencoder.kl_weight
+                samples[configuration.name] = np.asarray(
+                    trainer.generate(figure_faces, seed=seed), dtype="float32"
+                )
+            if save_models:
+                path = output_dir / f"{configuration.name}.keras"
+                trainer.model.save(path)
+                entry["model"] = path.name
+            results["configurations"].append(entry)
+            _say(
+                quiet,
+                f"{configuration.name}: trained in {seconds:.1f} s; on "
+                f"{len(x_test)} test images: "
+                + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()),
+            )
+            del trainer, autoencoder
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
 
     _say(quiet, "\nDrawing the figures.")
     shown = x_test[:figure_faces]
