@@ -144,6 +144,7 @@ def test_greedy_and_fine_tuning_train_with_the_loss_scale_of_the_policy(policy):
 
 
 def test_latent_density_and_generation_from_a_deterministic_model(policy):
+    pytest.importorskip("sklearn", reason="fit_latent_density needs the generation extra")
     images = _images()
     trainer = RecursiveTrainer(MirroredConvStack(filters=(4, 8), input_shape=(8, 8, 1)))
     trainer.compile()
