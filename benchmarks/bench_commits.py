@@ -32,8 +32,10 @@ def parse_args(argv=None):
     parser.add_argument("commit_b", help="the commit measured against it, e.g. HEAD")
     parser.add_argument("--variant", default="greedy_cached", help="bench_training variant")
     parser.add_argument("--repeats", type=int, default=4, help="runs of each commit")
-    parser.add_argument("bench_args", nargs="*", help="after --: bench_training arguments")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.bench_args = argv[split + 1 :]  # after --: bench_training's arguments
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1. Received: --repeats {args.repeats}")
     return args

@@ -128,14 +128,14 @@ def main(argv=None):
         if variant == "array":
             model.fit(x, batch_size=batch, epochs=args.epochs, shuffle=True, verbose=0)
         else:
-            data = SeededBatches(
+            seeded = SeededBatches(
                 x, batch, seed=[0, level], shuffle=True, first_epoch=0, epochs=args.epochs
             )
-            per_epoch = data.batches_per_epoch
+            per_epoch, data = seeded.steps_per_epoch, seeded
             if variant == "tf_dataset":
-                data = as_tf_dataset(data)
+                data = as_tf_dataset(seeded)  # reads `seeded`, which stays referenced here
             elif variant == "tf_gather":
-                data = gathered(data, x)
+                data = gathered(seeded, x)
             model.fit(data, epochs=args.epochs, steps_per_epoch=per_epoch, shuffle=False, verbose=0)
         return time.perf_counter() - start
 

@@ -2,6 +2,7 @@
 
 import math
 import sys
+import weakref
 
 import keras
 import numpy as np
@@ -80,6 +81,11 @@ def as_tf_dataset(batches):
     `tf.numpy_function`: no copy of the data, and the next batch is read
     while this one trains.
 
+    TensorFlow keeps the Python function of a `tf.numpy_function` for the
+    life of the process, so the pipeline holds `batches` (and the cache it
+    reads) only by a weak reference: the caller keeps `batches` while the
+    pipeline is read, and the memory is freed once it lets go.
+
     Args:
         batches: a `keras.utils.PyDataset` whose batch `i` is a pure function
             of `i` (such as `SeededBatches`).
@@ -90,9 +96,10 @@ def as_tf_dataset(batches):
     tf = sys.modules["tensorflow"]
     first = batches[0]
     signature = tf.TensorSpec((None,) + first.shape[1:], first.dtype)
+    source = weakref.ref(batches)
 
     def batch(index):
-        out = tf.numpy_function(lambda i: batches[int(i)], [index], signature.dtype)
+        out = tf.numpy_function(lambda i: source()[int(i)], [index], signature.dtype)
         return tf.ensure_shape(out, signature.shape)
 
     options = tf.data.Options()
@@ -104,10 +111,11 @@ def fit_inputs(images, batch_size, seed, shuffle, first_epoch, epochs, steps_per
     """What `fit` reads for an array: seeded batches, as `tf.data` on TensorFlow.
 
     Returns:
-        `(data, steps_per_epoch)` for `keras.Model.fit`, which must not
-        shuffle or batch them again.
+        `(data, batches)`: what `keras.Model.fit` reads (it must not shuffle
+        or batch it again), and the `SeededBatches` behind it, which the
+        caller keeps while `fit` reads (see `as_tf_dataset`).
     """
     batches = SeededBatches(images, batch_size, seed, shuffle, first_epoch, epochs, steps_per_epoch)
     if keras.backend.backend() == "tensorflow":
-        return as_tf_dataset(batches), batches.steps_per_epoch
-    return batches, batches.steps_per_epoch
+        return as_tf_dataset(batches), batches
+    return batches, batches

@@ -127,7 +127,9 @@ def image_loss(model, images, loss, batch_size):
     total, count = 0.0, 0
     for batch in _image_batches(images, batch_size):
         rebuilt = model.predict_on_batch(batch)
-        values = keras.ops.convert_to_numpy(loss(keras.ops.cast(batch, rebuilt.dtype), rebuilt))
+        # In float32 whatever the policy: a 16-bit loss would round the scores.
+        rebuilt = keras.ops.cast(rebuilt, "float32")
+        values = keras.ops.convert_to_numpy(loss(keras.ops.cast(batch, "float32"), rebuilt))
         # A loss function gives one value per image (or pixel); a `Loss`
         # object, the batch's mean.
         if np.ndim(values) == 0:

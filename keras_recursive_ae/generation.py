@@ -358,7 +358,7 @@ def generate(decoder, density, num_images, seed=None):
             images.
 
     Returns:
-        A NumPy array of `num_images` images, in the decoder's output range
+        A float32 NumPy array of `num_images` images, in the decoder's output range
         (`[0, 1]` for a sigmoid output).
 
     Example:
@@ -391,4 +391,5 @@ def generate(decoder, density, num_images, seed=None):
             f"{expected}. Received: density={density!r}"
         )
     codes = density.sample(num_images, seed=seed)
-    return decoder.predict(codes, verbose=0)
+    # float32 whatever the policy (a mixed one decodes in 16 bits).
+    return np.asarray(decoder.predict(codes, verbose=0), dtype="float32")

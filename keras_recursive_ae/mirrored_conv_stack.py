@@ -34,6 +34,7 @@ class _Spec:
     variational: bool
     latent_dim: object
     kl_weight: float
+    dtype: object
 
 
 @keras.saving.register_keras_serializable(package="keras_recursive_ae")
@@ -88,6 +89,9 @@ class MirroredConvStack(keras.Model):
         latent_dim: size of the variational code.
         kl_weight: weight of the KL loss of the variational code.
         name: name of the assembled model.
+        dtype: the dtype policy of every layer (e.g. `"mixed_bfloat16"`);
+            `None` (default) takes the global policy at construction. It is
+            saved with the stack, so a reloaded stack keeps it.
 
     Example:
 
@@ -121,6 +125,7 @@ class MirroredConvStack(keras.Model):
         latent_dim=None,
         kl_weight=1.0,
         name="mirrored_conv_stack",
+        dtype=None,
         **kwargs,
     ):
         if input_shape is None:
@@ -160,6 +165,9 @@ class MirroredConvStack(keras.Model):
             variational=bool(variational),
             latent_dim=latent_dim,
             kl_weight=kl_weight,
+            # Every layer takes the stack's policy (by default the global
+            # one), so a saved stack reloads under it in any process.
+            dtype=keras.dtype_policies.get(dtype) if dtype else keras.config.dtype_policy(),
         )
         encoder_blocks, decoder_blocks = _make_blocks(spec, tuple(shape))
         levels = SymmetricAutoencoder(
@@ -167,7 +175,9 @@ class MirroredConvStack(keras.Model):
         )
         # The object you configure is the model you save (keras-hub's
         # Backbone pattern): a functional model over the levels' graph.
-        super().__init__(levels.model.inputs[0], levels.model.outputs[0], name=name, **kwargs)
+        super().__init__(
+            levels.model.inputs[0], levels.model.outputs[0], name=name, dtype=spec.dtype, **kwargs
+        )
         # The trainer trains and hands callbacks this object; `model` stays
         # a plain functional view of the same layers.
         levels.plain_model, levels.model = levels.model, self
@@ -175,7 +185,8 @@ class MirroredConvStack(keras.Model):
 
         # === Config ===
         for field in dataclasses.fields(spec):
-            setattr(self, field.name, getattr(spec, field.name))
+            if field.name != "dtype":  # Keras keeps that one: `dtype_policy`
+                setattr(self, field.name, getattr(spec, field.name))
         self.base_filters = base_filters
         self._config = {
             "filters": list(spec.filters),
@@ -284,7 +295,12 @@ class MirroredConvStack(keras.Model):
         )
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self._config}
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **self._config,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -314,13 +330,19 @@ def _make_blocks(spec, input_shape):
             activation=spec.activation,
             kernel_initializer=spec.kernel_initializer,
             name=f"encoder_conv_{k}",
+            dtype=spec.dtype,
         )(inputs)
         if spec.encoder_style == "pooling" and stride > 1:
-            x = keras.layers.MaxPooling2D(stride, padding="same", name=f"encoder_pool_{k}")(x)
+            x = keras.layers.MaxPooling2D(
+                stride, padding="same", name=f"encoder_pool_{k}", dtype=spec.dtype
+            )(x)
         innermost_variational = spec.variational and k == len(shapes) - 1
         if innermost_variational:
             x = VariationalBottleneck(
-                spec.latent_dim, kl_weight=spec.kl_weight, name="variational_bottleneck"
+                spec.latent_dim,
+                kl_weight=spec.kl_weight,
+                name="variational_bottleneck",
+                dtype=spec.dtype,
             )(x)
         elif spec.normalization == "shared":
             x = shared_norms[k - 1](x, site="encoder")
@@ -335,25 +357,29 @@ def _make_blocks(spec, input_shape):
             "activation": spec.output_activation if outermost else spec.activation,
             "kernel_initializer": spec.kernel_initializer,
             "name": f"decoder_conv_{k}",
+            "dtype": spec.dtype,
         }
         if innermost_variational:
             inputs = keras.Input((spec.latent_dim,))
             x = keras.layers.Dense(
-                math.prod(shapes[k]), activation=spec.activation, name="decoder_dense"
+                math.prod(shapes[k]),
+                activation=spec.activation,
+                name="decoder_dense",
+                dtype=spec.dtype,
             )(inputs)
-            x = keras.layers.Reshape(shapes[k], name="decoder_reshape")(x)
+            x = keras.layers.Reshape(shapes[k], name="decoder_reshape", dtype=spec.dtype)(x)
         else:
             inputs = x = keras.Input(shapes[k])
         if spec.decoder_style == "transpose":
             x = keras.layers.Conv2DTranspose(target[-1], kernel, strides=stride, **conv_options)(x)
         elif stride > 1:
-            x = keras.layers.UpSampling2D(stride, name=f"decoder_upsample_{k}")(x)
+            x = keras.layers.UpSampling2D(stride, name=f"decoder_upsample_{k}", dtype=spec.dtype)(x)
         excess = (x.shape[1] - target[0], x.shape[2] - target[1])
         if any(excess):
             # Undo the encoder's rounding up of an odd size ("same" padding).
-            x = keras.layers.Cropping2D(((0, excess[0]), (0, excess[1])), name=f"decoder_crop_{k}")(
-                x
-            )
+            x = keras.layers.Cropping2D(
+                ((0, excess[0]), (0, excess[1])), name=f"decoder_crop_{k}", dtype=spec.dtype
+            )(x)
         if spec.decoder_style == "upsampling":
             x = keras.layers.Conv2D(target[-1], kernel, **conv_options)(x)
         if not outermost and spec.normalization == "shared":
@@ -366,8 +392,10 @@ def _make_blocks(spec, input_shape):
 
 def _make_norm(spec, name):
     if spec.normalization == "shared":
-        return SharedBatchNorm(decoder_statistics=spec.decoder_statistics, name=name)
-    return keras.layers.BatchNormalization(name=name)
+        return SharedBatchNorm(
+            decoder_statistics=spec.decoder_statistics, name=name, dtype=spec.dtype
+        )
+    return keras.layers.BatchNormalization(name=name, dtype=spec.dtype)
 
 
 def _get(getter, identifier, name):

@@ -48,6 +48,7 @@ class TrainingData:
         self.batch_size = batch_size or (dataset_batch_size(x) if is_dataset(x) else 32)
         self.caching = greedy and not cache.recomputes
         self._chains = {"x": (None, None), "validation_data": (None, None)}
+        self._reading = {}
 
     def __enter__(self):
         return self
@@ -55,7 +56,7 @@ class TrainingData:
     def __exit__(self, *error):
         for _, tensor in self._chains.values():
             self.cache.free(tensor)
-        self._chains = {}
+        self._chains, self._reading = {}, {}
 
     def for_level(self, level):
         """`(train, validation)`: what a phase training `level` (or `None`: all) reads."""
@@ -98,9 +99,11 @@ class TrainingData:
         batch_size = options.batch_size
         if validation and options.validation_batch_size:
             batch_size = options.validation_batch_size
-        return batches.fit_inputs(
+        data, seeded = batches.fit_inputs(
             data, batch_size, seed, options.shuffle and not validation, first_epoch, epochs, steps
         )
+        self._reading[validation] = seeded  # kept while the phase reads it, then let go
+        return data, seeded.steps_per_epoch
 
     def image_loss(self, loss):
         """A function returning the full model's loss on the validation images, or `None`."""

@@ -231,18 +231,7 @@ def test_a_checkpoint_is_not_resumed_under_another_policy(policy, tmp_path):
         _checkpointed_fit(tmp_path, "adam", [])
 
 
-# MirroredConvStack.get_config has no `dtype` and its layers take the global
-# policy, so the stack itself reloads as float32 (see the CHANGELOG line).
-_STACK_LOSES_ITS_POLICY = pytest.mark.xfail(
-    strict=True,
-    reason="MirroredConvStack does not save its dtype policy: it needs a `dtype` "
-    "argument passed to every layer it builds and returned by get_config",
-)
-
-
-@pytest.mark.parametrize(
-    "saved", ["functional_view", pytest.param("mirrored_conv_stack", marks=_STACK_LOSES_ITS_POLICY)]
-)
+@pytest.mark.parametrize("saved", ["functional_view", "mirrored_conv_stack"])
 def test_saved_models_reload_with_their_policy_in_a_fresh_process(policy, saved, tmp_path):
     images = _images()
     stack = MirroredConvStack(

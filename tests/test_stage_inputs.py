@@ -325,3 +325,24 @@ def test_each_stage_is_traced_once_not_once_per_epoch(monkeypatch):
         assert set(counts[1].values()) == {1}
     else:
         assert max(counts[1].values()) <= 2  # JAX traces a partial last batch again
+
+
+@pytest.mark.backend("tensorflow")
+def test_a_finished_phase_lets_go_of_what_it_read(monkeypatch):
+    # TensorFlow keeps a tf.numpy_function's Python function for good: the
+    # pipeline must not hold the batches (and their cache) by it.
+    import gc
+    import weakref
+
+    from keras_recursive_ae import batches
+
+    made, init = [], batches.SeededBatches.__init__
+
+    def recording_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+
+    monkeypatch.setattr(batches.SeededBatches, "__init__", recording_init)
+    _train(StageInputCache("memory"), tf.data.Dataset.from_tensor_slices(_images()).batch(8))
+    gc.collect()
+    assert len(made) == 3 and [ref() for ref in made] == [None, None, None]
