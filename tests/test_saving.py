@@ -115,3 +115,27 @@ print(trainer.fit(x, epochs=1, batch_size=4, verbose=0).history["stage"], loaded
 """
     )
     assert "[1, 2] [(8, 8, 1), (4, 4, 4), (2, 2, 4)]" in out
+
+
+def test_why_a_symmetric_autoencoder_of_your_own_blocks_is_not_saved_as_itself():
+    # The Backbone pattern saves an object by its constructor arguments. For
+    # your own blocks those are the blocks, serialized one by one, and a
+    # SharedBatchNorm that E_1 and D_2 share comes back as two layers (Keras
+    # keeps sharing only inside one graph). So a SymmetricAutoencoder stays a
+    # view of levels over one functional graph, `model`, which saves the
+    # sharing; MirroredConvStack rebuilds its sharing from its arguments.
+    from keras_recursive_ae import SharedBatchNorm
+
+    layers = keras.layers
+    norm = SharedBatchNorm(name="norm_1")
+    encoder_1 = keras.Sequential(
+        [keras.Input((8, 8, 1)), layers.Conv2D(4, 3, padding="same"), norm]
+    )
+    code = keras.Input((8, 8, 4))
+    decoder_2 = keras.Model(code, norm(layers.Conv2D(4, 3, padding="same")(code), site="decoder"))
+    copies = [
+        keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(block))
+        for block in (encoder_1, decoder_2)
+    ]
+    norms = [b.get_layer("norm_1") for b in copies]
+    assert norms[0] is not norms[1]  # the sharing is lost
