@@ -49,7 +49,7 @@ class PhaseRelay(keras.callbacks.Callback):
         wanted = [c for c in run_callbacks.callbacks if _overrides_batch_hooks(c)]
         for hook in _BATCH_HOOKS:
             if wanted:
-                setattr(self, hook, _forward(wanted, hook))
+                setattr(self, hook, _forward(self, wanted, hook))
 
     def on_epoch_begin(self, epoch, logs=None):
         self.run_callbacks.on_epoch_begin(self.first_epoch + epoch, logs)
@@ -87,8 +87,12 @@ def _overrides_batch_hooks(callback):
     )
 
 
-def _forward(callbacks, hook):
+def _forward(relay, callbacks, hook):
     def forward(batch, logs=None):
+        # On JAX, the phase's weights live in its training state mid-epoch;
+        # reading a callback's `model` writes them back into the variables,
+        # which the run's callbacks may read (they see the full autoencoder).
+        relay.model  # noqa: B018
         for callback in callbacks:
             getattr(callback, hook)(batch, logs)
 
