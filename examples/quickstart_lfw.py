@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Before TensorFlow loads: 3 also hides the "failed call to cuInit" error
+# that TensorFlow logs on every machine without a GPU.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
