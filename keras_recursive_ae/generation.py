@@ -23,7 +23,7 @@ import os
 import numpy as np
 
 from keras_recursive_ae.arguments import check_int
-from keras_recursive_ae.images import check_finite, check_images, check_range
+from keras_recursive_ae.images import check_images, check_values
 from keras_recursive_ae.variational import VariationalBottleneck
 
 _KEYS = ("weights", "means", "covariances", "code_shape")
@@ -305,8 +305,7 @@ def fit_latent_density(encoder, x, components=10, *, batch_size=None, seed=0):
     """
     components = check_int(components, "components", minimum=1)
     check_images(x, "x", tuple(encoder.input_shape[1:]))
-    check_finite(x, "x")
-    check_range(x, "x", sigmoid_output=False)  # refuses integer images
+    check_values(x, "x", sigmoid_output=False)  # refuses integer and non-finite images
     codes = encoder.predict(x, batch_size=batch_size, verbose=0)
     return LatentDensity.fit(codes, components, seed=seed)
 

@@ -68,56 +68,54 @@ def check_images(data, argument, image_shape):
         )
 
 
-def check_finite(data, argument, chunk=1024):
-    """Raises if an array of images holds NaN or infinite values.
+def check_values(data, argument, sigmoid_output, chunk=1024):
+    """Raises for integer images, NaN or infinite values, or values outside [0, 1].
 
-    Arrays are read in chunks, so the check needs no second copy of the
-    data. Datasets are not read ahead: a non-finite loss stops training.
+    Integer images (`uint8` in [0, 255], say) are almost always meant as
+    `x / 255`; values outside [0, 1] are refused only when `sigmoid_output`
+    (a sigmoid can only rebuild values in [0, 1]). An array is read once, in
+    chunks, so the checks need no second copy of the data. Datasets are
+    checked by their dtype only: their values are not read ahead (a
+    non-finite loss stops training).
     """
+    dtype = _dtype(data)
+    integer = dtype is not None and not np.issubdtype(dtype, np.floating)
     if is_dataset(data):
+        if integer:
+            raise _integer_error(argument, dtype, "")
         return
-    bad = []
+    bad, low, high = [], np.inf, -np.inf
     for start in range(0, len(data), chunk):
         images = np.asarray(data[start : start + chunk])
-        if not np.issubdtype(images.dtype, np.floating):
-            return  # integer images cannot hold NaN
-        finite = np.isfinite(images.reshape(len(images), -1)).all(axis=1)
-        bad.extend(int(i) + start for i in np.flatnonzero(~finite))
+        low, high = min(low, images.min()), max(high, images.max())
+        if not integer:
+            finite = np.isfinite(images.reshape(len(images), -1)).all(axis=1)
+            bad.extend(int(i) + start for i in np.flatnonzero(~finite))
+    if integer:
+        raise _integer_error(argument, dtype, f" with values in [{low}, {high}]")
     if bad:
         shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
         raise ValueError(
             f"`{argument}` holds {len(bad)} images with NaN or infinite values "
             f"(at indices {shown}). Remove or repair them before training."
         )
-
-
-def check_range(data, argument, sigmoid_output, chunk=1024):
-    """Raises if `data` holds integer images, or values outside [0, 1] for a sigmoid.
-
-    A sigmoid output can only rebuild values in [0, 1]; integer images
-    (`uint8` in [0, 255], say) are almost always meant as `x / 255`.
-    Datasets are checked by their dtype only: their values are not read ahead.
-    """
-    dtype = _dtype(data)
-    if dtype is not None and not np.issubdtype(dtype, np.floating):
-        low, high = _range(data, chunk) if not is_dataset(data) else (None, None)
-        values = "" if low is None else f" with values in [{low}, {high}]"
+    # A little slack for resampling's overshoot (e.g. 1.0000001).
+    if sigmoid_output and (low < -RANGE_SLACK or high > 1 + RANGE_SLACK):
         raise ValueError(
-            f"Expected `{argument}` to hold float images, e.g. in [0, 1]. "
-            f"Received: {argument} of dtype {np.dtype(dtype).name}{values}. Convert "
-            f"them first, e.g. `{argument} / 255` for 8-bit images."
+            f"Expected `{argument}` to hold images in [0, 1]: the decoder ends "
+            f"in a sigmoid, which cannot rebuild other values. Received: "
+            f"{argument} with values in [{low:.4g}, {high:.4g}]. Rescale them "
+            f"first, e.g. `{argument} / 255` for 8-bit images, or end the "
+            "decoder in another activation."
         )
-    if sigmoid_output and not is_dataset(data):
-        low, high = _range(data, chunk)
-        # A little slack for resampling's overshoot (e.g. 1.0000001).
-        if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
-            raise ValueError(
-                f"Expected `{argument}` to hold images in [0, 1]: the decoder ends "
-                f"in a sigmoid, which cannot rebuild other values. Received: "
-                f"{argument} with values in [{low:.4g}, {high:.4g}]. Rescale them "
-                f"first, e.g. `{argument} / 255` for 8-bit images, or end the "
-                "decoder in another activation."
-            )
+
+
+def _integer_error(argument, dtype, values):
+    return ValueError(
+        f"Expected `{argument}` to hold float images, e.g. in [0, 1]. "
+        f"Received: {argument} of dtype {np.dtype(dtype).name}{values}. Convert "
+        f"them first, e.g. `{argument} / 255` for 8-bit images."
+    )
 
 
 def _dtype(data):
@@ -126,14 +124,6 @@ def _dtype(data):
         spec = spec[0] if isinstance(spec, (tuple, list)) else spec
         return spec.dtype.as_numpy_dtype
     return getattr(data, "dtype", None)
-
-
-def _range(data, chunk):
-    low, high = np.inf, -np.inf
-    for start in range(0, len(data), chunk):
-        images = np.asarray(data[start : start + chunk])
-        low, high = min(low, images.min()), max(high, images.max())
-    return low.item(), high.item()
 
 
 def dataset_batch_size(data):

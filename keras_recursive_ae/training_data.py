@@ -4,9 +4,8 @@ import keras
 
 from keras_recursive_ae import batches, callbacks
 from keras_recursive_ae.images import (
-    check_finite,
     check_images,
-    check_range,
+    check_values,
     dataset_batch_size,
     is_dataset,
 )
@@ -40,8 +39,7 @@ class TrainingData:
         for argument, data in (("x", x), ("validation_data", validation_data)):
             if data is not None:
                 check_images(data, argument, autoencoder.input_shape)
-                check_finite(data, argument)
-                check_range(data, argument, sigmoid)
+                check_values(data, argument, sigmoid)
         self.autoencoder = autoencoder
         self.cache = cache
         self.x, self.validation_data = x, validation_data
