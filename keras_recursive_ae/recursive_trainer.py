@@ -520,13 +520,8 @@ class RecursiveTrainer:
                     validation, options, run.seed(index), 0, 1, validation=True
                 )
             image_loss = data.image_loss(self._compile_args["loss"])
-            run.callbacks.set_params(
-                {
-                    "verbose": options.verbose,
-                    "steps": steps,
-                    "epochs": sum(p.epochs for p in run.phases),
-                }
-            )
+            # The run's verbose and epochs stay; each phase has its own steps.
+            run.callbacks.set_params({**run.callbacks.params, "steps": steps})
             try:
                 with _optimizer_of(autoencoder.model, model.optimizer):
                     model.fit(
