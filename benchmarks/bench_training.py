@@ -3,38 +3,68 @@
 One invocation runs every variant on the same data (LFW JPEG files decoded
 by `keras_recursive_ae.lfw.load_lfw`'s `tf.data` pipeline, as a user would
 feed them) and the same architecture (`MirroredConvStack.paper()`), each in
-a child process of its own so that peak memory is measured separately, and
-prints one table:
+a child process of its own so that peak memory is measured separately.
+`--repeats N` runs every variant N times, interleaved: each repeat runs
+every variant once, starting one variant later than the repeat before, so
+that no variant always runs first (or last) while the machine's speed drifts.
 
-1. `plain`: Keras' `Model.fit` of the stacked autoencoder, E epochs: the
-   anchor every ratio divides by. `load_lfw`'s pipeline runs with `tf.data`
-   autotuning off; `plain_autotune_on` switches it back on, for contrast
-   (with it, training sometimes sat idle for tens of seconds; see
-   docs/performance.md).
-2. `end_to_end`: `RecursiveTrainer(schedule="end_to_end")`, E epochs.
-3. `greedy_cached`: `RecursiveTrainer`, greedy, E epochs per stage, stage
+The anchors, plain Keras as users write it:
+
+1. `plain_numpy`: the faces decoded once into one NumPy array (outside the
+   timed region), then `model.fit(x, x, batch_size=B, epochs=E,
+   shuffle=True)` of the stacked autoencoder.
+2. `plain`: `Model.fit` on `load_lfw`'s `tf.data` pipeline, E epochs (JPEG
+   decoding inside the timed region), with `tf.data` autotuning off;
+   `plain_autotune_on` switches it back on (with it, training sometimes sat
+   idle for tens of seconds; see docs/performance.md).
+
+The best plain pipeline is whichever of the plain variants that ran
+(`plain`, `plain_autotune_on`, `plain_numpy`) has the lowest median wall
+time; every row is divided by it and by `plain_numpy`.
+
+The library, and recipes for contrast:
+
+3. `end_to_end`: `RecursiveTrainer(schedule="end_to_end")`, E epochs.
+4. `greedy_cached`: `RecursiveTrainer`, greedy, E epochs per stage, stage
    inputs cached (`cache="auto"`), each stage's input computed from the
    previous stage's.
    `greedy_cached_f16`: the same with `cache_dtype="float16"`;
    `greedy_disk`: the same with `cache="disk"` (every cache in a file).
-4. `greedy_uncached`: the same with `cache="off"` (every step runs the
-   frozen levels again), for contrast.
-5. `greedy_recipe`: the same greedy schedule as people write it with plain
-   Keras, without this library: decode the images into one NumPy array,
-   then for each level `fit` a model of that level's encoder and decoder on
-   the array (`fit(x, x, shuffle=True)`) and `predict` the next level's
-   input with its encoder. The reference for what the library adds.
+5. `greedy_uncached`: the same with `cache="off"` (every step runs the
+   frozen levels again).
+6. `greedy_recipe`: the same greedy schedule as people write it with plain
+   Keras, without this library: decode the images into one NumPy array
+   (inside the timed region, unlike `plain_numpy`), then for each level
+   `fit` a model of that level's encoder and decoder on the array
+   (`fit(x, x, shuffle=True)`) and `predict` the next level's input with
+   its encoder.
+7. With `--jit`: `plain_jit` and `greedy_cached_jit`, `jit_compile=True`
+   (divided by the same anchors, but not counted as a plain pipeline).
 
-Each row gives the wall-clock and CPU seconds of the `fit` call (tracing,
-cache passes and JPEG decoding included; imports, model building excluded),
-their ratios to `plain`, the peak resident memory of the child process
-(`ru_maxrss`), and the last epoch's training loss.
+The default list is `plain`, `plain_autotune_on`, `plain_numpy`,
+`end_to_end`, `greedy_cached`; `--variants all` runs every variant above.
+`plain` and `plain_numpy` are always added.
+
+The main table, one row per variant, over its successful runs: the median
+wall-clock and CPU seconds of the `fit` call (tracing, cache passes and, but
+for `plain_numpy`, JPEG decoding included; imports, model building
+excluded; with an even number of runs, the mean of the middle two); the
+ratio of these medians to `plain_numpy`'s and to the best plain pipeline's
+medians (CPU divided by the CPU median of that same pipeline); the peak
+resident memory of the child process (`ru_maxrss`), the largest over the
+runs; and the medians of the last epoch's training loss and of the sum of
+squared errors per image on the first 100 faces. A second table lists
+every run's wall seconds in repeat order and the slowest over the fastest;
+a third gives, for the trainers, the medians of the time inside the phases'
+`fit`, in cache passes and the rest (each its own median: they need not add
+up to the median wall time).
 
 Usage (from the repository root):
 
 ```
-python benchmarks/bench_training.py                      # 128x128, defaults
-python benchmarks/bench_training.py --image-size 32 --images 256   # quick
+python benchmarks/bench_training.py                      # 128x128, 4 repeats
+python benchmarks/bench_training.py --images 0           # all faces
+python benchmarks/bench_training.py --image-size 32 --images 256 --repeats 1  # quick
 python benchmarks/bench_training.py --jit                # + XLA rows
 python benchmarks/bench_training.py --profile            # where a step's time goes
 ```
@@ -42,11 +72,11 @@ python benchmarks/bench_training.py --profile            # where a step's time g
 
 import argparse
 import json
-import math
 import os
 import pathlib
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -57,6 +87,7 @@ DEFAULT_LFW = REPO_ROOT.parent / "shared" / "data" / "lfw"
 VARIANTS = (
     "plain",
     "plain_autotune_on",
+    "plain_numpy",
     "end_to_end",
     "greedy_cached",
     "greedy_cached_f16",
@@ -65,6 +96,12 @@ VARIANTS = (
     "greedy_recipe",
 )
 JIT_VARIANTS = ("plain_jit", "greedy_cached_jit")
+DEFAULT_VARIANTS = ("plain", "plain_autotune_on", "plain_numpy", "end_to_end", "greedy_cached")
+# The plain Keras pipelines the best anchor is chosen from (not the XLA one).
+PLAIN_VARIANTS = ("plain", "plain_autotune_on", "plain_numpy")
+NUMPY_ANCHOR = "plain_numpy"
+BEST_PLAIN = "best plain"
+ANCHORS = (NUMPY_ANCHOR, BEST_PLAIN)
 
 
 def parse_args(argv=None):
@@ -85,8 +122,9 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--variants",
-        default=",".join(VARIANTS),
-        help=f"comma-separated, from {VARIANTS + JIT_VARIANTS}",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated, from {VARIANTS + JIT_VARIANTS}, or 'all' "
+        "(plain and plain_numpy are always added)",
     )
     parser.add_argument(
         "--jit", action="store_true", help="also run plain Keras and greedy with jit_compile=True"
@@ -94,14 +132,37 @@ def parse_args(argv=None):
     parser.add_argument(
         "--repeats",
         type=int,
-        default=1,
-        help="runs of each variant, each repeat in an order rotated by one "
-        "(the fastest is reported)",
+        default=4,
+        help="runs of each variant, interleaved, each repeat in an order rotated by one "
+        "(the medians are reported)",
     )
     parser.add_argument("--profile", action="store_true", help="print a per-stage step profile")
     parser.add_argument("--profile-rounds", type=int, default=7, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1. Received: --repeats {args.repeats}")
+    return args
+
+
+def variant_list(spec, jit=False):
+    """The variants to run, in order, from `--variants` and `--jit`.
+
+    `"all"` stands for every variant but the XLA ones. `plain` and
+    `plain_numpy`, the anchors, are put first when missing.
+    """
+    variants = []
+    for name in spec.split(","):
+        for variant in VARIANTS if name == "all" else (name,) if name else ():
+            if variant not in variants:
+                variants.append(variant)
+    if jit:
+        variants += [v for v in JIT_VARIANTS if v not in variants]
+    unknown = [v for v in variants if v not in VARIANTS + JIT_VARIANTS]
+    if unknown:
+        raise SystemExit(f"Unknown variants: {unknown}. Expected some of {VARIANTS + JIT_VARIANTS}")
+    missing = [v for v in ("plain", NUMPY_ANCHOR) if v not in variants]
+    return missing + variants
 
 
 # ---------------------------------------------------------------- children
@@ -120,6 +181,13 @@ def _data(args):
         seed=0,
     )
     return splits
+
+
+def _decoded(splits):
+    """The training faces decoded into one NumPy array, as recipes do."""
+    import numpy as np
+
+    return np.concatenate([np.asarray(batch) for batch in splits.train])
 
 
 def _stack(args, image_shape):
@@ -164,7 +232,7 @@ def run_child(args):
 
     if variant == "greedy_recipe":
         start, cpu = time.perf_counter(), time.process_time()
-        x = np.concatenate([np.asarray(batch) for batch in splits.train])
+        x = _decoded(splits)  # timed here, unlike plain_numpy's
         losses = []
         for level in range(1, stack.depth + 1):
             encoder, decoder = stack.encoder_levels[level - 1], stack.decoder_levels[level - 1]
@@ -179,6 +247,17 @@ def run_child(args):
                 x = encoder.predict(x, batch_size=128, verbose=0)
         history = keras.callbacks.History()
         history.history = {"loss": losses}
+    elif variant == "plain_numpy":
+        decode_start = time.perf_counter()
+        x = _decoded(splits)
+        result["decode_s"] = time.perf_counter() - decode_start
+        model = stack.model
+        model.compile(optimizer="adam", loss="mse", **compile_args)
+        start, cpu = time.perf_counter(), time.process_time()
+        history = model.fit(
+            x, x, batch_size=args.batch_size, epochs=args.epochs, shuffle=True, verbose=0
+        )
+        result["jit_compile"] = model.jit_compile
     elif variant.startswith("plain"):
         model = stack.model
         model.compile(optimizer="adam", loss="mse", jit_compile=jit, **compile_args)
@@ -341,77 +420,179 @@ def _machine():
     return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {platform.system()}"
 
 
-def _print_table(results, anchor):
-    print()
-    print(
-        "| variant | wall s | CPU s | wall / plain | CPU / plain | peak RSS MiB "
-        "| caches (s) | last loss | SSE/image | load (before, after) |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---|---:|---:|---|")
-    for r in results:
-        if "failed" in r:
-            print(f"| {r['variant']} | n/a: child failed ({r['failed']}) | | | | | | | | |")
-            continue
-        print(
-            f"| {r['variant']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} "
-            f"| {r['wall_s'] / anchor['wall_s']:.3f} | {r['cpu_s'] / anchor['cpu_s']:.3f} "
-            f"| {r['peak_rss_mb']:.0f} | {_caches(r)} | {r['loss'][-1]:.5f} "
-            f"| {r['sse_per_image']:.1f} "
-            f"| {r['load'][0]:.2f}, {r['load'][1]:.2f} |"
-        )
+# ------------------------------------------------------------------ report
 
 
-def _print_repeats(runs):
-    """Every run's wall time, in the order of the repeats, and the means."""
-    means = {}
+def _cache_seconds(result):
+    """The seconds one run's cache passes took."""
+    return sum(p["s"] for p in result.get("placements") or [])
+
+
+def summarize(runs):
+    """The medians of each variant's runs.
+
+    Args:
+        runs: A dict from each variant to its runs' records in repeat
+            order: the JSON line a child prints, or `{"variant": ...,
+            "failed": returncode}` for a child that failed.
+
+    Returns:
+        A dict from each variant to its summary: `runs` (how many
+        succeeded), `failed`, `walls` (every run's wall seconds in repeat
+        order, `None` for a failed run) and, if any run succeeded, over the
+        successful runs: the medians `wall_s`, `cpu_s`, `last_loss`,
+        `sse_per_image`, `cache_s` (the cache passes' seconds) and, where
+        the runs have them, `decode_s`, `fit_s` (inside the phases' `fit`),
+        `rest_s` and `phase_fit_s` (a median per phase); `peak_rss_mb`, the
+        largest; `placements` and `jit_compile` of the first run.
+    """
+    summaries = {}
     for variant, results in runs.items():
-        walls = [r["wall_s"] for r in results if "wall_s" in r]
-        means[variant] = sum(walls) / len(walls) if walls else None
-    print()
-    print("| variant | wall s, each repeat | mean | mean / plain's mean |")
-    print("|---|---|---:|---:|")
-    for variant, results in runs.items():
-        walls = ", ".join(f"{r['wall_s']:.1f}" if "wall_s" in r else "failed" for r in results)
-        if means[variant] is None or means["plain"] is None:
-            print(f"| {variant} | {walls} | n/a | n/a |")
+        done = [r for r in results if "wall_s" in r]
+        summary = {
+            "variant": variant,
+            "runs": len(done),
+            "failed": len(results) - len(done),
+            "walls": [r.get("wall_s") for r in results],
+        }
+        summaries[variant] = summary
+        if not done:
             continue
-        print(
-            f"| {variant} | {walls} | {means[variant]:.1f} "
-            f"| {means[variant] / means['plain']:.3f} |"
+        median = statistics.median
+        summary.update(
+            wall_s=median(r["wall_s"] for r in done),
+            cpu_s=median(r["cpu_s"] for r in done),
+            peak_rss_mb=max(r["peak_rss_mb"] for r in done),
+            last_loss=median(r["loss"][-1] for r in done),
+            sse_per_image=median(r["sse_per_image"] for r in done),
+            cache_s=median(_cache_seconds(r) for r in done),
+            placements=done[0].get("placements") or [],
         )
+        if "jit_compile" in done[0]:
+            summary["jit_compile"] = done[0]["jit_compile"]
+        if all("decode_s" in r for r in done):
+            summary["decode_s"] = median(r["decode_s"] for r in done)
+        if all(r.get("phase_fit_s") for r in done):
+            fits = [sum(r["phase_fit_s"].values()) for r in done]
+            rests = [r["wall_s"] - fit - _cache_seconds(r) for r, fit in zip(done, fits)]
+            summary["fit_s"], summary["rest_s"] = median(fits), median(rests)
+            summary["phase_fit_s"] = {
+                name: median(r["phase_fit_s"].get(name, 0.0) for r in done)
+                for name in done[0]["phase_fit_s"]
+            }
+    return summaries
 
 
-def _caches(result):
-    """Where the caches went, and the time their passes took."""
-    placements = result.get("placements") or []
+def best_plain(summaries):
+    """The plain Keras variant with the lowest median wall time, or `None`.
+
+    Chosen from `PLAIN_VARIANTS` that have a successful run; on a tie, the
+    first in `PLAIN_VARIANTS`.
+    """
+    candidates = [v for v in PLAIN_VARIANTS if "wall_s" in summaries.get(v, {})]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda v: summaries[v]["wall_s"])
+
+
+def anchor_ratios(summaries):
+    """Each variant's medians divided by each anchor's.
+
+    Returns:
+        A dict from each variant to a dict from `"plain_numpy"` and
+        `"best plain"` to `(wall ratio, CPU ratio)`: the variant's median
+        wall and CPU seconds over the anchor's (the CPU of the best plain
+        pipeline by wall), or `None` where the variant or the anchor has no
+        successful run.
+    """
+    best = best_plain(summaries)
+    anchors = {NUMPY_ANCHOR: summaries.get(NUMPY_ANCHOR, {}), BEST_PLAIN: summaries.get(best, {})}
+    ratios = {}
+    for variant, summary in summaries.items():
+        ratios[variant] = {}
+        for label, anchor in anchors.items():
+            if "wall_s" in summary and "wall_s" in anchor:
+                ratios[variant][label] = (
+                    summary["wall_s"] / anchor["wall_s"],
+                    summary["cpu_s"] / anchor["cpu_s"],
+                )
+            else:
+                ratios[variant][label] = None
+    return ratios
+
+
+def _caches(summary):
+    """Where the caches went, and the median time of their passes."""
+    placements = summary.get("placements") or []
     if not placements:
         return "-"
     where = sorted({p["location"] for p in placements})
     megabytes = max(p["mb"] for p in placements)
-    seconds = sum(p["s"] for p in placements)
-    return f"{'+'.join(where)}, largest {megabytes:.0f} MiB ({seconds:.1f})"
+    return f"{'+'.join(where)}, largest {megabytes:.0f} MiB ({summary['cache_s']:.1f})"
 
 
-def _print_time_split(results):
-    """Where each trainer variant's wall time went: phases' `fit`, cache passes, the rest."""
-    rows = [r for r in results if r.get("phase_fit_s")]
-    if not rows:
-        return
-    print()
-    print(
-        "| variant | wall s | inside the phases' fit s | cache passes s | rest s "
-        "| fit s per phase |"
-    )
-    print("|---|---:|---:|---:|---:|---|")
-    for r in rows:
-        fits = r["phase_fit_s"]
-        caches = sum(p["s"] for p in r.get("placements") or [])
-        rest = r["wall_s"] - sum(fits.values()) - caches
-        per_phase = ", ".join(f"{name} {s:.1f}" for name, s in fits.items())
-        print(
-            f"| {r['variant']} | {r['wall_s']:.1f} | {sum(fits.values()):.1f} | {caches:.1f} "
-            f"| {rest:.1f} | {per_phase} |"
+def median_table(summaries):
+    """The main table, in Markdown: one row per variant, medians over its runs."""
+    ratios = anchor_ratios(summaries)
+    lines = [
+        f"| variant | runs | wall s | CPU s | wall / {NUMPY_ANCHOR} | wall / {BEST_PLAIN} "
+        f"| CPU / {NUMPY_ANCHOR} | CPU / {BEST_PLAIN} | peak RSS MiB, max | caches (s) "
+        "| last loss | SSE/image |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+
+    def ratio(variant, anchor, part):
+        pair = ratios[variant][anchor]
+        return "n/a" if pair is None else f"{pair[part]:.3f}"
+
+    for variant, s in summaries.items():
+        runs = str(s["runs"]) if not s["failed"] else f"{s['runs']} of {s['runs'] + s['failed']}"
+        if "wall_s" not in s:
+            lines.append(f"| {variant} | {runs} | n/a: every run failed | | | | | | | | | |")
+            continue
+        lines.append(
+            f"| {variant} | {runs} | {s['wall_s']:.1f} | {s['cpu_s']:.1f} "
+            f"| {ratio(variant, NUMPY_ANCHOR, 0)} | {ratio(variant, BEST_PLAIN, 0)} "
+            f"| {ratio(variant, NUMPY_ANCHOR, 1)} | {ratio(variant, BEST_PLAIN, 1)} "
+            f"| {s['peak_rss_mb']:.0f} | {_caches(s)} | {s['last_loss']:.5f} "
+            f"| {s['sse_per_image']:.1f} |"
         )
+    return "\n".join(lines)
+
+
+def repeats_table(summaries):
+    """Every run's wall seconds in repeat order, the median and the spread."""
+    lines = [
+        "| variant | wall s, each repeat | median | slowest / fastest |",
+        "|---|---|---:|---:|",
+    ]
+    for variant, s in summaries.items():
+        walls = ", ".join("failed" if w is None else f"{w:.1f}" for w in s["walls"])
+        done = [w for w in s["walls"] if w is not None]
+        if not done:
+            lines.append(f"| {variant} | {walls} | n/a | n/a |")
+            continue
+        lines.append(f"| {variant} | {walls} | {s['wall_s']:.1f} | {max(done) / min(done):.3f} |")
+    return "\n".join(lines)
+
+
+def time_split_table(summaries):
+    """Where the trainers' wall time went, medians: phases' `fit`, cache passes, the rest."""
+    rows = [s for s in summaries.values() if s.get("phase_fit_s")]
+    if not rows:
+        return ""
+    lines = [
+        "| variant | wall s | inside the phases' fit s | cache passes s | rest s "
+        "| fit s per phase |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for s in rows:
+        per_phase = ", ".join(f"{name} {t:.1f}" for name, t in s["phase_fit_s"].items())
+        lines.append(
+            f"| {s['variant']} | {s['wall_s']:.1f} | {s['fit_s']:.1f} | {s['cache_s']:.1f} "
+            f"| {s['rest_s']:.1f} | {per_phase} |"
+        )
+    return "\n".join(lines)
 
 
 def _print_profile(profile):
@@ -448,14 +629,7 @@ def main(argv=None):
         if "profile" in result:
             _print_profile(result["profile"])
         return
-    variants = [v for v in args.variants.split(",") if v]
-    if args.jit:
-        variants += [v for v in JIT_VARIANTS if v not in variants]
-    unknown = [v for v in variants if v not in VARIANTS + JIT_VARIANTS]
-    if unknown:
-        raise SystemExit(f"Unknown variants: {unknown}")
-    if "plain" not in variants:
-        variants.insert(0, "plain")
+    variants = variant_list(args.variants, args.jit)
     runs = {variant: [] for variant in variants}
     for repeat in range(args.repeats):
         # Each repeat starts one variant later, so that no variant always
@@ -465,16 +639,32 @@ def main(argv=None):
             result = _spawn(args, variant)
             print(f"# {json.dumps(result)}", flush=True)
             runs[variant].append(result)
-    best = {v: min(rs, key=lambda r: r.get("wall_s", math.inf)) for v, rs in runs.items()}
-    results = [best[v] for v in variants]
-    anchor = best["plain"]
-    if "wall_s" not in anchor:
-        raise SystemExit("The plain Keras anchor failed; see above.")
-    print(f"\nplain Keras resolved jit_compile='auto' to {anchor.get('jit_compile')!r}")
-    _print_table(results, anchor)
-    if args.repeats > 1:
-        _print_repeats(runs)
-    _print_time_split(results)
+    summaries = summarize(runs)
+    best = best_plain(summaries)
+    print()
+    print(f"# {args.repeats} interleaved repeats; medians over each variant's successful runs,")
+    print("# peak RSS the largest over them; ratios are of the medians.")
+    numpy_anchor = summaries[NUMPY_ANCHOR]
+    if "wall_s" in numpy_anchor:
+        print(
+            f"# {NUMPY_ANCHOR}: median {numpy_anchor['wall_s']:.1f} s; it decoded the faces "
+            f"into an array in {numpy_anchor['decode_s']:.1f} s (median), outside its timing"
+        )
+    if best is not None:
+        wall = summaries[best]["wall_s"]
+        print(f"# best plain pipeline (lowest median wall): {best}, {wall:.1f} s")
+    if "jit_compile" in summaries["plain"]:
+        print(f"# plain Keras resolved jit_compile='auto' to {summaries['plain']['jit_compile']!r}")
+    print()
+    print(median_table(summaries))
+    print()
+    print(repeats_table(summaries))
+    split = time_split_table(summaries)
+    if split:
+        print()
+        print(split)
+    if "wall_s" not in numpy_anchor or best is None:
+        raise SystemExit("Every run of an anchor failed, so its ratios are n/a; see above.")
 
 
 if __name__ == "__main__":
