@@ -147,11 +147,12 @@ def _checked_sharpness_ratio(y_true, y_pred, epsilon):
     return _sharpness_ratio(y_true, y_pred, epsilon)
 
 
-def _to_float_tensors(y_true, y_pred):
+def _per_image(fn, y_true, y_pred, **options):
+    """`fn` of the two batches as float32 tensors, checked, as a NumPy array."""
     y_true = ops.convert_to_tensor(y_true, dtype="float32")
     y_pred = ops.convert_to_tensor(y_pred, dtype="float32")
     _check_images(y_true, y_pred)
-    return y_true, y_pred
+    return ops.convert_to_numpy(fn(y_true, y_pred, **options))
 
 
 def sum_squared_error(y_true, y_pred):
@@ -182,8 +183,7 @@ def sum_squared_error(y_true, y_pred):
     >>> sum_squared_error(x, x + 0.5)
     array([12., 12.], dtype=float32)
     """
-    y_true, y_pred = _to_float_tensors(y_true, y_pred)
-    return ops.convert_to_numpy(_sum_squared_error(y_true, y_pred))
+    return _per_image(_sum_squared_error, y_true, y_pred)
 
 
 def psnr(y_true, y_pred, max_val=1.0):
@@ -216,8 +216,7 @@ def psnr(y_true, y_pred, max_val=1.0):
     array([20.], dtype=float32)
     """
     max_val = _check_positive("max_val", max_val)
-    y_true, y_pred = _to_float_tensors(y_true, y_pred)
-    return ops.convert_to_numpy(_psnr(y_true, y_pred, max_val))
+    return _per_image(_psnr, y_true, y_pred, max_val=max_val)
 
 
 def ssim(y_true, y_pred, max_val=1.0):
@@ -261,8 +260,7 @@ def ssim(y_true, y_pred, max_val=1.0):
     array([1., 1.], dtype=float32)
     """
     max_val = _check_positive("max_val", max_val)
-    y_true, y_pred = _to_float_tensors(y_true, y_pred)
-    return ops.convert_to_numpy(_ssim(y_true, y_pred, max_val))
+    return _per_image(_ssim, y_true, y_pred, max_val=max_val)
 
 
 def sharpness_ratio(y_true, y_pred, epsilon=1e-8):
@@ -303,9 +301,7 @@ def sharpness_ratio(y_true, y_pred, epsilon=1e-8):
     True
     """
     epsilon = _check_positive("epsilon", epsilon)
-    y_true, y_pred = _to_float_tensors(y_true, y_pred)
-    _check_sharpness_size(y_true)
-    return ops.convert_to_numpy(_sharpness_ratio(y_true, y_pred, epsilon))
+    return _per_image(_checked_sharpness_ratio, y_true, y_pred, epsilon=epsilon)
 
 
 class _MeanPerImageMetric(keras.metrics.MeanMetricWrapper):
@@ -318,9 +314,6 @@ class _MeanPerImageMetric(keras.metrics.MeanMetricWrapper):
     The per-image function is fixed by each subclass, so the config holds
     the subclass's own arguments rather than the function.
     """
-
-    def __init__(self, fn, name, dtype=None, **kwargs):
-        super().__init__(fn, name=name, dtype=dtype, **kwargs)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Accumulates the per-image values of one batch.
@@ -495,6 +488,4 @@ class SharpnessRatio(_MeanPerImageMetric):
         self.epsilon = epsilon
 
     def get_config(self):
-        base_config = super().get_config()
-        config = {"epsilon": self.epsilon}
-        return {**base_config, **config}
+        return {**super().get_config(), "epsilon": self.epsilon}
