@@ -244,10 +244,11 @@ def _fake_results(image_shape, configurations=("stacked", "recursive")):
     }
 
 
-def _table_rows(markdown):
-    """Maps configuration name to its cells in the results table."""
+def _table_rows(markdown, section="## Scores on held-out faces"):
+    """Maps configuration name to its cells in the table of `section`."""
     rows = {}
-    for line in markdown.splitlines():
+    text = markdown.split(section, 1)[1].split("\n## ", 1)[0]
+    for line in text.splitlines():
         match = re.match(r"\| `(\w+)` \|(.*)\|$", line)
         if match:
             rows[match.group(1)] = [cell.strip() for cell in match.group(2).split("|")]
@@ -434,7 +435,7 @@ def test_merge_joins_sittings_with_the_same_data_and_budget(fallback_runs, tmp_p
     assert merged["command"] == "lfw_faces " + " ".join(argv)
     by_name = {c["name"]: c for r in runs for c in r["configurations"]}
     assert merged["configurations"] == [by_name[n] for n in ("stacked", "recursive", "stacked_vae")]
-    assert set(merged["figures"]) == {"reconstructions", "vae_samples", "training_curves"}
+    assert set(merged["figures"]) == {"reconstructions", "samples", "training_curves"}
     markdown = (tmp_path / "results.md").read_text()
     assert "Merged from 2 sittings" in markdown
     assert "1. Configurations: stacked, stacked_vae" in markdown
@@ -451,6 +452,8 @@ def test_merge_joins_sittings_with_the_same_data_and_budget(fallback_runs, tmp_p
             "reconstruction__recursive",
             "reconstruction__stacked",
             "reconstruction__stacked_vae",
+            "samples__recursive",
+            "samples__stacked",
             "samples__stacked_vae",
         ]
         assert arrays["images"].shape == (6, 25, 25, 1) and arrays["images"].dtype == np.uint8
@@ -560,7 +563,7 @@ def test_the_example_end_to_end_on_a_few_dozen_real_faces(lfw_dir, tmp_path):
     assert experiment.main(argv, prog="lfw_faces") == 0
     names = list(CONFIGURATIONS)
     results = _check_outputs(tmp_path, names)
-    assert set(results["figures"]) == {"reconstructions", "vae_samples", "training_curves"}
+    assert set(results["figures"]) == {"reconstructions", "samples", "training_curves"}
     data = results["data"]
     assert data["image_shape"] == [16, 16, 3]
     assert "test images (split by person)" in (tmp_path / "results.md").read_text()

@@ -8,11 +8,18 @@ the four metrics of `keras_recursive_ae.metrics`, and writes:
 - `results.json` and `results.md`: per configuration, the mean per-image sum
   of squared error (the paper's Table 1 metric), PSNR, SSIM and sharpness
   ratio on the test faces, the training time and the epochs of each stage,
-  with the command, date, machine and load of the run;
+  with the command, date, machine and load of the run; and the scores of
+  its samples (`--samples`, 64): the mean distance of a sample to its
+  nearest training face (sum of squared error) and the samples' sharpness
+  against the training faces, beside the same two numbers for held-out
+  real faces (see `SampleScorer`);
 - `reconstructions.png`: the same test faces rebuilt by every configuration
   (the paper's Figure 6);
-- `vae_samples.png`: images decoded from N(0, I) codes by the variational
-  configurations (the paper's Figure 4), when any ran;
+- `samples.png`: generated images, one row per configuration: the
+  variational ones decode N(0, I) codes (the paper's Figure 4), the
+  deterministic ones codes drawn from a Gaussian mixture fitted to the codes
+  of their training faces (`RecursiveTrainer.fit_latent_density`,
+  `--density-components`, 10);
 - `training_curves.png`: training and validation loss per epoch, one panel
   per configuration, stages shaded;
 - `figure_arrays.npz`: the pixels the figures show (8-bit), kept so that
@@ -70,9 +77,9 @@ squared error sums over `height * width * channels` values, so only a
 paper's numbers beside ours only then.
 
 The modules: `configurations` (what is trained), `run` (training and
-scoring), `scores`, `report` (`results.json`, `results.md`, `--merge`),
-`figures`, `tensorboard_logs` (`--tensorboard`) and `cli`. The library's
-core never imports this package.
+scoring), `scores`, `samples` (generating and scoring samples), `report`
+(`results.json`, `results.md`, `--merge`), `figures`, `tensorboard_logs`
+(`--tensorboard`) and `cli`. The library's core never imports this package.
 """
 
 from keras_recursive_ae.experiments.lfw.cli import build_parser, main
@@ -95,7 +102,13 @@ from keras_recursive_ae.experiments.lfw.report import (
     write_results,
 )
 from keras_recursive_ae.experiments.lfw.run import run_experiment, train_configuration
-from keras_recursive_ae.experiments.lfw.scores import METRICS, evaluate_reconstructions
+from keras_recursive_ae.experiments.lfw.samples import SampleScorer
+from keras_recursive_ae.experiments.lfw.scores import (
+    METRICS,
+    evaluate_reconstructions,
+    nearest_training_distance,
+    score_samples,
+)
 from keras_recursive_ae.experiments.lfw.tensorboard_logs import tensorboard_callbacks
 
 __all__ = [
@@ -104,16 +117,19 @@ __all__ = [
     "Configuration",
     "METRICS",
     "PAPER_IMAGE_SHAPE",
+    "SampleScorer",
     "build_autoencoder",
     "build_parser",
     "evaluate_reconstructions",
     "main",
     "merge_results",
+    "nearest_training_distance",
     "plot_reconstructions",
     "plot_samples",
     "plot_training_curves",
     "results_markdown",
     "run_experiment",
+    "score_samples",
     "select_configurations",
     "tensorboard_callbacks",
     "train_configuration",

@@ -13,6 +13,7 @@ from keras_recursive_ae.experiments.lfw.configurations import (
 from keras_recursive_ae.experiments.lfw.figures import FIGURE_FACES
 from keras_recursive_ae.experiments.lfw.report import merge_results
 from keras_recursive_ae.experiments.lfw.run import MIXED_PRECISION, run_experiment
+from keras_recursive_ae.experiments.lfw.samples import DENSITY_COMPONENTS, SAMPLES
 from keras_recursive_ae.experiments.lfw.tensorboard_logs import prepare_tensorboard_dir
 
 MODULE_COMMAND = "python -m keras_recursive_ae.experiments.lfw"
@@ -157,13 +158,29 @@ def build_parser(prog=MODULE_COMMAND):
         "--figure-faces",
         type=int,
         default=FIGURE_FACES,
-        help="test faces in the reconstruction figure and samples "
-        "per VAE (default: 8); with --merge, at most what the runs kept",
+        help="test faces in the reconstruction figure and samples per "
+        "configuration in samples.png (default: 8); with --merge, at most what the runs kept",
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=SAMPLES,
+        help="images each configuration generates (VAEs from N(0, I), the others from a "
+        "Gaussian mixture fitted to their training codes) and is scored on: distance "
+        f"to the nearest training face and sharpness (default: {SAMPLES})",
+    )
+    parser.add_argument(
+        "--density-components",
+        type=int,
+        default=DENSITY_COMPONENTS,
+        help="Gaussians in the mixture fitted to a deterministic configuration's "
+        f"training codes, at most the training faces (default: {DENSITY_COMPONENTS})",
     )
     parser.add_argument(
         "--save-models",
         action="store_true",
-        help="save each trained model as <output-dir>/<name>.keras",
+        help="save each trained model as <output-dir>/<name>.keras (and a deterministic "
+        "one's fitted code density as <name>_density.npz)",
     )
     parser.add_argument(
         "--tensorboard",
@@ -222,6 +239,8 @@ def main(argv=None, prog=None):
         "depth",
         "latent_dim",
         "figure_faces",
+        "samples",
+        "density_components",
     ):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -270,6 +289,8 @@ def main(argv=None, prog=None):
         download=args.download,
         save_models=args.save_models,
         figure_faces=args.figure_faces,
+        samples=args.samples,
+        density_components=args.density_components,
         verbose=verbose,
         command=command,
         tensorboard_dir=args.tensorboard,

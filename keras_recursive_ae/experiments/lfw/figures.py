@@ -9,7 +9,7 @@ from keras_recursive_ae.experiments.lfw.scores import stage_runs
 
 RECONSTRUCTIONS_PNG = "reconstructions.png"
 
-VAE_SAMPLES_PNG = "vae_samples.png"
+SAMPLES_PNG = "samples.png"
 
 TRAINING_CURVES_PNG = "training_curves.png"
 
@@ -37,10 +37,12 @@ def plot_reconstructions(images, reconstructions, path, columns=FIGURE_FACES):
 
 
 def plot_samples(samples, path):
-    """Saves one row of generated images per variational configuration.
+    """Saves one row of generated images per configuration.
 
     Args:
-        samples: Dict mapping configuration names to generated images.
+        samples: Dict mapping configuration names to generated images:
+            the variational ones decoded from N(0, I) codes, the
+            deterministic ones from codes drawn from their fitted density.
         path: Where to write the PNG.
     """
     _save_image_grid({name: np.asarray(batch) for name, batch in samples.items()}, path)
@@ -153,8 +155,8 @@ def draw_figures(output_dir, images, reconstructions, samples, histories):
         plot_reconstructions(images, reconstructions, output_dir / RECONSTRUCTIONS_PNG)
         figures["reconstructions"] = RECONSTRUCTIONS_PNG
     if samples:
-        plot_samples(samples, output_dir / VAE_SAMPLES_PNG)
-        figures["vae_samples"] = VAE_SAMPLES_PNG
+        plot_samples(samples, output_dir / SAMPLES_PNG)
+        figures["samples"] = SAMPLES_PNG
     if histories:
         plot_training_curves(histories, output_dir / TRAINING_CURVES_PNG)
         figures["training_curves"] = TRAINING_CURVES_PNG

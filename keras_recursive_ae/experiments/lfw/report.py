@@ -2,7 +2,11 @@
 
 import datetime
 import json
+import os
+import platform
 from pathlib import Path
+
+import keras
 
 from keras_recursive_ae.experiments.lfw.configurations import CONFIGURATIONS
 from keras_recursive_ae.experiments.lfw.figures import (
@@ -10,7 +14,7 @@ from keras_recursive_ae.experiments.lfw.figures import (
     load_figure_arrays,
     save_figure_arrays,
 )
-from keras_recursive_ae.experiments.lfw.scores import METRICS, format_epochs
+from keras_recursive_ae.experiments.lfw.scores import METRICS, SAMPLE_METRICS, format_epochs
 
 RESULTS_JSON = "results.json"
 
@@ -115,6 +119,7 @@ def merge_results(directories, output_dir, command=None, figure_faces=None):
         "budget": first["budget"],
         "paper_comparable": first["paper_comparable"],
         "configurations": entries,
+        "held_out_real": first.get("held_out_real"),
         "figures": draw_figures(output_dir, shown, reconstructions, samples, histories),
         "wall_seconds": round(sum(s["wall_seconds"] for s in sittings), 1),
         "load_average_after": None,
@@ -223,10 +228,12 @@ def results_markdown(results):
     lines += ["", "Configurations:", ""]
     for entry in results["configurations"]:
         lines.append(f"- `{entry['name']}`: {entry['description']}")
+    lines += _samples_lines(results)
     figures = results.get("figures", {})
     titles = {
         "reconstructions": "Reconstructions of the same held-out faces (top row: the originals)",
-        "vae_samples": "Images decoded from N(0, I) codes by the variational configurations",
+        "samples": "Generated faces, one row per configuration: the VAEs decode N(0, I) codes, "
+        "the others codes drawn from a density fitted to their training codes",
         "training_curves": "Training (solid) and validation (dashed) loss per epoch, stages shaded",
     }
     if figures:
@@ -234,6 +241,49 @@ def results_markdown(results):
         for key, path in figures.items():
             lines += [f"{titles.get(key, key)}:", "", f"![{key}]({path})", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _samples_lines(results):
+    """The samples section: how near and how crisp each configuration's samples are."""
+    entries = [entry for entry in results["configurations"] if entry.get("samples")]
+    if not entries:
+        return []
+    count = entries[0]["samples"]["count"]
+    reference = results.get("held_out_real")
+    lines = [
+        "",
+        "## Samples",
+        "",
+        f"Each configuration generated {count} images: the VAEs decode codes drawn "
+        f"from N(0, I); the deterministic configurations fit a mixture of Gaussians "
+        f"(`RecursiveTrainer.fit_latent_density`) to the codes of the training "
+        f"faces and decode codes drawn from it. Both scores are taken against the "
+        f"{results['data']['num_images']['train']} training faces: the mean over "
+        f"the images of the sum of squared error to the nearest training face (a "
+        f"copy of a training face is at 0, uniform noise is far, and a blurry face "
+        f"is nearer than a sharp one, so read it beside the next column), and the "
+        f"images' mean sharpness (variance of the Laplacian) over the training "
+        f"faces' (1 = as crisp as the training faces, below 1 blurrier, above 1 "
+        f"noisier). The first row scores held-out real faces the same way.",
+        "",
+    ]
+    header = ["configuration", "codes drawn from"] + [title for _, title, _ in SAMPLE_METRICS]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join(["---", "---"] + ["---:"] * len(SAMPLE_METRICS)) + "|")
+    rows = []
+    if reference:
+        rows.append((f"held-out real faces ({reference['count']})", "-", reference))
+    for entry in entries:
+        record = entry["samples"]
+        source = record["density"]
+        if record.get("density_components"):
+            source = f"mixture of {record['density_components']} Gaussians"
+        rows.append((f"`{entry['name']}`", source, record))
+    for name, source, record in rows:
+        cells = [name, source]
+        cells += [_format_number(record.get(key), digits) for key, _, digits in SAMPLE_METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def split_words(data):
@@ -279,3 +329,29 @@ def _format_load(load):
     if not load:
         return "unknown"
     return ", ".join(f"{v:.2f}" for v in load)
+
+
+def load_average():
+    """The machine's load average over 1, 5 and 15 minutes, or `None`."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def machine_record():
+    """What a run records about the machine it ran on."""
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+    }
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        info["backend"] = f"tensorflow {tf.__version__}"
+        info["gpus"] = len(tf.config.list_physical_devices("GPU"))
+    return info

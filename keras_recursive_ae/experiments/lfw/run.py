@@ -2,8 +2,6 @@
 
 import datetime
 import hashlib
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,9 +22,17 @@ from keras_recursive_ae.experiments.lfw.figures import (
 from keras_recursive_ae.experiments.lfw.report import (
     RESULTS_JSON,
     RESULTS_MD,
+    load_average,
+    machine_record,
     sitting_record,
     split_words,
     write_results,
+)
+from keras_recursive_ae.experiments.lfw.samples import (
+    DENSITY_COMPONENTS,
+    SAMPLES,
+    SampleScorer,
+    describe_sample_scores,
 )
 from keras_recursive_ae.experiments.lfw.scores import (
     epochs_by_stage,
@@ -134,6 +140,8 @@ def run_experiment(
     download=False,
     save_models=False,
     figure_faces=FIGURE_FACES,
+    samples=SAMPLES,
+    density_components=DENSITY_COMPONENTS,
     verbose="auto",
     command=None,
     tensorboard_dir=None,
@@ -173,10 +181,17 @@ def run_experiment(
             (see `build_autoencoder`).
         download: Whether to download LFW when `data_dir` is `None`.
         save_models: Whether to save each trained model as
-            `<output_dir>/<name>.keras`.
+            `<output_dir>/<name>.keras`, and each deterministic one's
+            fitted code density as `<name>_density.npz`.
         figure_faces: How many test faces the reconstruction figure shows,
-            and how many images each variational configuration generates.
-            Defaults to `8`.
+            and how many samples per configuration the samples figure
+            shows. Defaults to `8`.
+        samples: How many images each configuration generates and is
+            scored on (see `SampleScorer`): a variational one from N(0, I),
+            a deterministic one from a Gaussian mixture fitted to its
+            training codes. Defaults to `64`.
+        density_components: Gaussians in that mixture, at most the number
+            of training faces. Defaults to `10` (the library's default).
         verbose: As in `keras.Model.fit`.
         command: Optional command line to record in the results.
         tensorboard_dir: Optional folder for TensorBoard logs: one run
@@ -200,13 +215,15 @@ def run_experiment(
         )
     _check_positive_int("epochs", epochs)
     _check_positive_int("test_images", test_images)
+    _check_positive_int("samples", samples)
+    _check_positive_int("density_components", density_components)
     if fine_tune_epochs is not None:
         _check_positive_int("fine_tune_epochs", fine_tune_epochs, allow_zero=True)
     tensorboard_dir = prepare_tensorboard_dir(tensorboard_dir)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    load_before = _load_average()
+    load_before = load_average()
     quiet = verbose == 0
 
     if data_dir is None and not download:
@@ -248,6 +265,9 @@ def run_experiment(
     else:
         train = faces.train
         train_note = "streamed through tf.data (too large to hold in memory)"
+    sampler = SampleScorer(
+        train, faces.num_images["train"], samples, density_components, seed, batch_size
+    )
     scored_people = sorted({Path(p).parent.name for p in faces.paths["test"][: len(x_test)]})
     data = {
         "source": faces.source,
@@ -273,7 +293,7 @@ def run_experiment(
     results = {
         "command": command,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": machine_record(),
         "load_average_before": load_before,
         "data": data,
         "settings": {
@@ -289,6 +309,8 @@ def run_experiment(
             "shared_bn_decoder_statistics": decoder_statistics,
             "seed": seed,
             "mixed_precision": mixed_precision,
+            "samples": samples,
+            "density_components": density_components,
         },
         "budget": (
             f"{epochs} epochs per weight: greedy schedules train each of the "
@@ -303,7 +325,7 @@ def run_experiment(
         "figures": {},
     }
     reconstructions = {}
-    samples = {}
+    generated = {}
     histories = {}
     previous_policy = keras.config.dtype_policy()
     try:
@@ -365,9 +387,10 @@ def run_experiment(
             if configuration.variational:
                 entry["latent_dim"] = autoencoder.latent_dim
                 entry["kl_weight"] = autoencoder.kl_weight
-                samples[configuration.name] = np.asarray(
-                    trainer.generate(figure_faces, seed=seed), dtype="float32"
-                )
+            density_path = output_dir / f"{configuration.name}_density.npz" if save_models else None
+            generated[configuration.name], entry["samples"] = sampler.sample(
+                trainer, configuration, density_path
+            )
             if save_models:
                 path = output_dir / f"{configuration.name}.keras"
                 trainer.model.save(path)
@@ -377,20 +400,24 @@ def run_experiment(
                 quiet,
                 f"{configuration.name}: trained in {seconds:.1f} s; on "
                 f"{len(x_test)} test images: "
-                + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()),
+                + ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
+                + f"; {samples} samples: {describe_sample_scores(entry['samples'])}",
             )
             del trainer, autoencoder
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
+    results["held_out_real"] = sampler.held_out_real(x_test)
+    _say(quiet, f"Held-out real faces: {describe_sample_scores(results['held_out_real'])}")
     _say(quiet, "\nDrawing the figures.")
+    generated = {k: v[:figure_faces] for k, v in generated.items()}
     shown = x_test[:figure_faces]
     save_figure_arrays(
-        output_dir, shown, {k: v[: len(shown)] for k, v in reconstructions.items()}, samples
+        output_dir, shown, {k: v[: len(shown)] for k, v in reconstructions.items()}, generated
     )
-    results["figures"] = draw_figures(output_dir, shown, reconstructions, samples, histories)
+    results["figures"] = draw_figures(output_dir, shown, reconstructions, generated, histories)
     results["wall_seconds"] = round(time.perf_counter() - start, 1)
-    results["load_average_after"] = _load_average()
+    results["load_average_after"] = load_average()
     results["sittings"] = [sitting_record(results)]
     write_results(results, output_dir)
     _say(
@@ -421,27 +448,3 @@ def _check_positive_int(name, value, allow_zero=False):
             f"Invalid value for argument `{name}`. Expected an integer of at "
             f"least {low}. Received: {name}={value!r}"
         )
-
-
-def _load_average():
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
-def _machine():
-    info = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "keras": keras.__version__,
-        "backend": keras.backend.backend(),
-    }
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        info["backend"] = f"tensorflow {tf.__version__}"
-        info["gpus"] = len(tf.config.list_physical_devices("GPU"))
-    return info

@@ -120,3 +120,137 @@ def format_epochs(epochs_by_stage):
             parts.append("stages " + "/".join(map(str, levels)))
     parts += [f"{count} {stage}" for stage, count in epochs_by_stage if not isinstance(stage, int)]
     return " + ".join(parts) or "0"
+
+
+SAMPLE_METRICS = (
+    # (key, column title, digits in results.md)
+    ("nearest_training_sse", "nearest training face, sum sq. error (noise is far)", 1),
+    ("sharpness_ratio", "sharpness vs training faces (blur is low)", 3),
+)
+"""The two scores of generated images (and of held-out real faces), as in results.md."""
+
+_SHARPNESS_EPSILON = 1e-8  # `metrics.sharpness_ratio`'s default
+
+
+def image_chunks(images, chunk_size=256):
+    """NumPy batches of `images`: slices of an array, or a dataset's batches.
+
+    Args:
+        images: An array `(N, height, width, channels)`, or an iterable of
+            such batches (a batched `tf.data.Dataset`, whose `(images, _)`
+            pairs give their images).
+        chunk_size: Images per slice of an array; a dataset keeps its own
+            batches. Defaults to `256`.
+
+    Yields:
+        NumPy arrays of images.
+    """
+    if isinstance(images, np.ndarray):
+        for start in range(0, len(images), chunk_size):
+            yield images[start : start + chunk_size]
+        return
+    for batch in images:
+        yield np.asarray(batch[0] if isinstance(batch, (tuple, list)) else batch)
+
+
+def nearest_training_distance(images, train_faces, chunk_size=256):
+    """Mean over `images` of the sum of squared error to the nearest training face.
+
+    For each image, the per-image sum of squared error (the paper's Table 1
+    metric) to every training face, the smallest kept; the mean of these
+    minima is returned. A generated image that copies a training face is at
+    0; uniform noise is far from every face; held-out real faces show how
+    far a new face falls. The training faces are read `chunk_size` at a
+    time, and each chunk's distances come from one matrix product
+    (`|a - b|^2 = |a|^2 - 2 a.b + |b|^2`, in float64), so memory holds
+    `len(images) x chunk_size` distances, never images x faces x pixels.
+
+    Args:
+        images: The images to score, an array `(N, height, width, channels)`.
+        train_faces: The training faces, of the same image shape: an array,
+            or a batched `tf.data.Dataset` (see `image_chunks`).
+        chunk_size: Training faces per matrix product. Defaults to `256`.
+
+    Returns:
+        A Python float.
+
+    Raises:
+        ValueError: If the image shapes differ or there are no training faces.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_recursive_ae.experiments.lfw.scores import nearest_training_distance
+    >>> train = np.stack([np.zeros((2, 2, 1)), np.ones((2, 2, 1))])
+    >>> nearest_training_distance(np.full((1, 2, 2, 1), 0.25), train)
+    0.25
+    """
+    images = np.asarray(images)
+    flat = images.reshape(len(images), -1).astype("float64")
+    squared_norms = np.square(flat).sum(axis=1)
+    nearest = np.full(len(flat), np.inf)
+    for chunk in image_chunks(train_faces, chunk_size):
+        if chunk.shape[1:] != images.shape[1:]:
+            raise ValueError(
+                f"The training faces have shape {chunk.shape[1:]}, the images "
+                f"{images.shape[1:]}. Received: train_faces with shape {chunk.shape}"
+            )
+        faces = chunk.reshape(len(chunk), -1).astype("float64")
+        distances = squared_norms[:, None] - 2.0 * flat @ faces.T + np.square(faces).sum(axis=1)
+        np.minimum(nearest, distances.min(axis=1, initial=np.inf), out=nearest)
+    if not np.all(np.isfinite(nearest)):
+        raise ValueError("Expected at least one training face. Received: train_faces with none")
+    # The expansion can round a zero distance a hair below zero.
+    return float(np.maximum(nearest, 0.0).mean())
+
+
+def mean_sharpness(images, chunk_size=256):
+    """Mean over `images` of their sharpness: the variance of the Laplacian.
+
+    The sharpness `s` of `keras_recursive_ae.metrics.sharpness_ratio`, taken
+    through that function so the two cannot drift apart: against a flat
+    image (sharpness 0) it returns `(s + epsilon) / epsilon`.
+
+    Args:
+        images: An array of images, or a batched dataset (see `image_chunks`).
+        chunk_size: Images per call for an array. Defaults to `256`.
+
+    Returns:
+        A Python float.
+    """
+    total, count = 0.0, 0
+    for chunk in image_chunks(images, chunk_size):
+        chunk = np.asarray(chunk, dtype="float32")
+        ratio = metrics_module.sharpness_ratio(
+            np.zeros_like(chunk), chunk, epsilon=_SHARPNESS_EPSILON
+        )
+        total += float(np.sum((ratio.astype("float64") - 1.0) * _SHARPNESS_EPSILON))
+        count += len(chunk)
+    return total / count
+
+
+def score_samples(images, train_faces, train_sharpness=None):
+    """How near generated (or held-out real) images are to the training faces.
+
+    Args:
+        images: The images to score, `(N, height, width, channels)`.
+        train_faces: The training faces (an array or a batched dataset).
+        train_sharpness: Optional `mean_sharpness(train_faces)`, when already
+            known. Defaults to `None` (computed).
+
+    Returns:
+        A dict with `count`, `nearest_training_sse`
+        (`nearest_training_distance`) and `sharpness_ratio`: the images'
+        mean sharpness over the training faces' mean sharpness, each plus
+        the metric's `epsilon` (1 = as crisp as the training faces, below 1
+        blurrier, above 1 noisier). A ratio of means rather than a mean of
+        per-image ratios: a sample has no original of its own.
+    """
+    if train_sharpness is None:
+        train_sharpness = mean_sharpness(train_faces)
+    ratio = (mean_sharpness(images) + _SHARPNESS_EPSILON) / (train_sharpness + _SHARPNESS_EPSILON)
+    return {
+        "count": int(len(images)),
+        "nearest_training_sse": finite_or_none(nearest_training_distance(images, train_faces)),
+        "sharpness_ratio": finite_or_none(ratio),
+    }
