@@ -15,13 +15,18 @@ def check_choice(value, argument, choices):
     return value
 
 
-def check_int(value, argument, minimum=0):
-    """Raises `ValueError` unless `value` is an integer (not a bool) >= `minimum`."""
+def check_int(value, argument, minimum=0, allow_none=False):
+    """Raises `ValueError` unless `value` is an integer (not a bool) >= `minimum`.
+
+    `minimum` is 0 or 1; with `allow_none`, `None` passes too (and is returned).
+    """
+    if value is None and allow_none:
+        return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        what = "non-negative" if minimum == 0 else f"at least {minimum}"
+        what = "non-negative" if minimum == 0 else "strictly positive"
         raise ValueError(
-            f"Invalid value for argument `{argument}`. Expected a {what} integer. "
-            f"Received: {argument}={value!r}"
+            f"Invalid value for argument `{argument}`. Expected a {what} integer"
+            f"{' or None' if allow_none else ''}. Received: {argument}={value!r}"
         )
     return int(value)
 

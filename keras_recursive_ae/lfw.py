@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_recursive_ae import lfw_files
+from keras_recursive_ae.arguments import check_choice, check_int
 
 LFW_DEEPFUNNELED_URL = "http://vis-www.cs.umass.edu/lfw/lfw-deepfunneled.tgz"
 """Official URL of the deep-funneled LFW archive, used by `download=True`."""
@@ -99,12 +100,8 @@ class LFWSplits:
         >>> splits.numpy("test", max_images=4).shape
         (4, 25, 25, 1)
         """
-        if split not in SPLITS:
-            raise ValueError(
-                f"Invalid value for argument `split`. Expected one of "
-                f"{SPLITS}. Received: split={split!r}"
-            )
-        _check_optional_positive_int("max_images", max_images)
+        check_choice(split, "split", SPLITS)
+        check_int(max_images, "max_images", minimum=1, allow_none=True)
         dataset = self._unbatched.get(split)
         if dataset is None:
             return np.zeros((0, *self.image_shape), dtype="float32")
@@ -260,10 +257,10 @@ def load_lfw(
     x_test = splits.numpy("test", max_images=8)   # shape (8, 32, 32, 1)
     ```
     """
-    _check_optional_positive_int("image_size", image_size)
-    _check_optional_positive_int("crop_size", crop_size)
-    _check_optional_positive_int("max_images", max_images)
-    _check_optional_positive_int("batch_size", batch_size)
+    check_int(image_size, "image_size", minimum=1, allow_none=True)
+    check_int(crop_size, "crop_size", minimum=1, allow_none=True)
+    check_int(max_images, "max_images", minimum=1, allow_none=True)
+    check_int(batch_size, "batch_size", minimum=1, allow_none=True)
     for name, value in (("grayscale", grayscale), ("shuffle", shuffle), ("download", download)):
         if not isinstance(value, (bool, np.bool_)):
             raise ValueError(
@@ -283,14 +280,7 @@ def load_lfw(
             f"than 1, leaving images to train on. Received: "
             f"validation_split={validation_split}, test_split={test_split}"
         )
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
-    ):
-        raise ValueError(
-            f"Invalid value for argument `seed`. Expected a non-negative "
-            f"integer or None. Received: seed={seed!r}"
-        )
-    if seed is None:
+    if check_int(seed, "seed", allow_none=True) is None:
         # One draw, shared by the split and the train set's shuffling.
         seed = int(np.random.default_rng().integers(2**31))
     seed = int(seed)
@@ -380,16 +370,6 @@ def default_data_options():
     options = tf.data.Options()
     options.autotune.enabled = False
     return options
-
-
-def _check_optional_positive_int(name, value):
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a strictly "
-            f"positive integer or None. Received: {name}={value!r}"
-        )
 
 
 def _load_folder(

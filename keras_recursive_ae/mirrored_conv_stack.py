@@ -5,6 +5,7 @@ import math
 
 import keras
 
+from keras_recursive_ae.arguments import check_choice, check_int
 from keras_recursive_ae.shared_batch_norm import SharedBatchNorm
 from keras_recursive_ae.symmetric_autoencoder import (
     SymmetricAutoencoder,
@@ -140,10 +141,10 @@ class MirroredConvStack(keras.Model):
                 f"width, channels). Received: input_shape={input_shape!r}"
             )
         filters = _standardize_filters(filters, base_filters, depth)
-        _check_choice(normalization, _NORMALIZATIONS, "normalization")
-        _check_choice(decoder_style, _DECODER_STYLES, "decoder_style")
-        _check_choice(encoder_style, _ENCODER_STYLES, "encoder_style")
-        _check_choice(decoder_statistics, ("encoder", "batch"), "decoder_statistics")
+        check_choice(normalization, "normalization", _NORMALIZATIONS)
+        check_choice(decoder_style, "decoder_style", _DECODER_STYLES)
+        check_choice(encoder_style, "encoder_style", _ENCODER_STYLES)
+        check_choice(decoder_statistics, "decoder_statistics", ("encoder", "batch"))
         if variational and latent_dim is None:
             raise ValueError(
                 "A variational stack needs `latent_dim`, the size of its code. "
@@ -414,14 +415,6 @@ def _get(getter, identifier, name):
     return value
 
 
-def _check_choice(value, choices, name):
-    if value not in choices:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected one of {choices}. "
-            f"Received: {name}={value!r}"
-        )
-
-
 def _standardize_filters(filters, base_filters, depth):
     if filters is None:
         if base_filters is None or depth is None:
@@ -430,13 +423,8 @@ def _standardize_filters(filters, base_filters, depth):
                 "`base_filters` and `depth`. Received: filters=None, "
                 f"base_filters={base_filters!r}, depth={depth!r}"
             )
-        for value, name in ((base_filters, "base_filters"), (depth, "depth")):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(
-                    f"Invalid value for argument `{name}`. Expected a strictly "
-                    f"positive integer. Received: {name}={value!r}"
-                )
-        return [base_filters * 2**k for k in range(depth)]
+        base_filters = check_int(base_filters, "base_filters", minimum=1)
+        return [base_filters * 2**k for k in range(check_int(depth, "depth", minimum=1))]
     if base_filters is not None or depth is not None:
         raise ValueError(
             "Pass either `filters` or `base_filters` and `depth`, not both. "

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from keras_recursive_ae import metrics
+from keras_recursive_ae.arguments import check_choice, check_int
 from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
 from keras_recursive_ae.symmetric_autoencoder import SymmetricAutoencoder
 
@@ -149,7 +150,7 @@ class ReconstructionLogger(keras.callbacks.Callback):
     ):
         super().__init__()
         self._tb = _import_tensorboard()
-        max_images = _check_positive_int(max_images, "max_images")
+        max_images = check_int(max_images, "max_images", minimum=1)
         self.images = _check_images(images)[:max_images]
         if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
             raise ValueError(
@@ -157,7 +158,7 @@ class ReconstructionLogger(keras.callbacks.Callback):
                 f"(a string or os.PathLike). Received: log_dir={log_dir!r}"
             )
         self.log_dir = os.fspath(log_dir)
-        self.every = _check_positive_int(every, "every")
+        self.every = check_int(every, "every", minimum=1)
         if isinstance(autoencoder, MirroredConvStack):
             autoencoder = autoencoder.levels
         if autoencoder is not None and not isinstance(autoencoder, SymmetricAutoencoder):
@@ -174,12 +175,7 @@ class ReconstructionLogger(keras.callbacks.Callback):
             )
         self.autoencoder = autoencoder
         self.max_images = max_images
-        if subset not in _SUBSETS:
-            raise ValueError(
-                f"Invalid value for argument `subset`. Expected one of {_SUBSETS}. "
-                f"Received: subset={subset!r}"
-            )
-        self.subset = subset
+        self.subset = check_choice(subset, "subset", _SUBSETS)
         self._writer = None
         self._prefixes = {}
 
@@ -315,15 +311,6 @@ def _level(stage):
     if not float(stage).is_integer():
         return None
     return int(stage)
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a strictly positive "
-            f"integer. Received: {name}={value!r}"
-        )
-    return int(value)
 
 
 def _check_images(images):

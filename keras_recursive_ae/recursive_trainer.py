@@ -338,12 +338,8 @@ class RecursiveTrainer:
             self._build(image_batch_shape(x, "x")[1:])
         phases = self._phases(epochs, fine_tune_epochs)
         check_int(initial_epoch, "initial_epoch")
-        for argument, value in (
-            ("steps_per_epoch", steps_per_epoch),
-            ("validation_steps", validation_steps),
-        ):
-            if value is not None:
-                check_int(value, argument, minimum=1)
+        check_int(steps_per_epoch, "steps_per_epoch", minimum=1, allow_none=True)
+        check_int(validation_steps, "validation_steps", minimum=1, allow_none=True)
         # Every stage is built, compiled and trained in the distribution
         # (tf.distribute strategy, keras.distribution) the trainer was created in.
         with distribution_lib.stage_scope(self._distribution):

@@ -5,6 +5,8 @@ import math
 import keras
 import numpy as np
 
+from keras_recursive_ae.arguments import check_choice
+
 _DECODER_STATISTICS = ("encoder", "batch")
 _SITES = ("encoder", "decoder")
 
@@ -71,12 +73,7 @@ class SharedBatchNorm(keras.layers.BatchNormalization):
     """
 
     def __init__(self, decoder_statistics="encoder", **kwargs):
-        if decoder_statistics not in _DECODER_STATISTICS:
-            raise ValueError(
-                "Invalid value for argument `decoder_statistics`. Expected one "
-                f"of {_DECODER_STATISTICS}. "
-                f"Received: decoder_statistics={decoder_statistics!r}"
-            )
+        check_choice(decoder_statistics, "decoder_statistics", _DECODER_STATISTICS)
         # BatchNormalization casts or uses these unchecked; a bad value would
         # surface later, deep inside the backend.
         axis = kwargs.get("axis", -1)

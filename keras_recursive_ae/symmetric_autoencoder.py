@@ -4,6 +4,7 @@ import re
 
 import keras
 
+from keras_recursive_ae.arguments import check_choice
 from keras_recursive_ae.levels import block_name, fold_weightless, is_graph_model, may_be_a_level
 
 _DECODER_ORDERS = ("innermost_first", "outermost_first")
@@ -101,11 +102,7 @@ class SymmetricAutoencoder:
     ):
         encoder_blocks = list(encoder_blocks)
         decoder_blocks = list(decoder_blocks)
-        if decoder_order not in _DECODER_ORDERS:
-            raise ValueError(
-                "Invalid value for argument `decoder_order`. Expected one of "
-                f"{_DECODER_ORDERS}. Received: decoder_order={decoder_order!r}"
-            )
+        check_choice(decoder_order, "decoder_order", _DECODER_ORDERS)
         if decoder_order == "innermost_first":
             decoder_blocks = decoder_blocks[::-1]
         if not encoder_blocks:

@@ -6,6 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_recursive_ae.arguments import check_int
+
 
 @keras.saving.register_keras_serializable(package="keras_recursive_ae")
 class VariationalBottleneck(keras.layers.Layer):
@@ -47,12 +49,7 @@ class VariationalBottleneck(keras.layers.Layer):
 
     def __init__(self, latent_dim, kl_weight=1.0, seed=None, **kwargs):
         super().__init__(**kwargs)
-        integer = (int, np.integer)
-        if not isinstance(latent_dim, integer) or isinstance(latent_dim, bool) or latent_dim <= 0:
-            raise ValueError(
-                "Invalid value for argument `latent_dim`. Expected a strictly "
-                f"positive integer. Received: latent_dim={latent_dim!r}"
-            )
+        latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
         if (
             not isinstance(kl_weight, (int, float, np.number))
             or isinstance(kl_weight, bool)
@@ -63,16 +60,10 @@ class VariationalBottleneck(keras.layers.Layer):
                 "Invalid value for argument `kl_weight`. Expected a non-negative "
                 f"number. Received: kl_weight={kl_weight!r}"
             )
-        if seed is not None and (
-            not isinstance(seed, integer) or isinstance(seed, bool) or seed < 0
-        ):
-            raise ValueError(
-                "Invalid value for argument `seed`. Expected a non-negative "
-                f"integer or None. Received: seed={seed!r}"
-            )
-        self.latent_dim = int(latent_dim)
+        seed = check_int(seed, "seed", allow_none=True)
+        self.latent_dim = latent_dim
         self.kl_weight = float(kl_weight)
-        self.seed = None if seed is None else int(seed)
+        self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.mean_head = keras.layers.Dense(latent_dim, name="mean", dtype=self.dtype_policy)
         # Start at unit variance: a random log-variance head can make the
