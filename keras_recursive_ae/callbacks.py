@@ -15,6 +15,8 @@ import math
 import keras
 import numpy as np
 
+from keras_recursive_ae.images import images_of
+
 _BATCH_HOOKS = (
     "on_batch_begin",
     "on_batch_end",
@@ -150,5 +152,4 @@ def _image_batches(images, batch_size):
             yield np.asarray(images[start : start + batch_size], dtype=keras.config.floatx())
         return
     for batch in images:
-        batch = batch[0] if isinstance(batch, (tuple, list)) else batch
-        yield np.asarray(batch, dtype=keras.config.floatx())
+        yield np.asarray(images_of(batch), dtype=keras.config.floatx())

@@ -14,13 +14,16 @@ def is_dataset(data):
     return tf is not None and isinstance(data, tf.data.Dataset)
 
 
+def images_of(element):
+    """The images of a dataset element (or its spec): the first of an `(images, _)` pair."""
+    return element[0] if isinstance(element, (tuple, list)) else element
+
+
 def image_batch_shape(data, argument):
     """The shape of `data` as a batch of images, checked to be non-empty."""
     if is_dataset(data):
         tf = sys.modules["tensorflow"]
-        spec = data.element_spec
-        if isinstance(spec, (tuple, list)):
-            spec = spec[0]  # (images, targets) pairs: the targets are not used
+        spec = images_of(data.element_spec)  # the targets of pairs are not used
         if not isinstance(spec, tf.TensorSpec):
             raise TypeError(
                 f"Expected `{argument}` to yield batches of images (or "
@@ -120,14 +123,11 @@ def _integer_error(argument, dtype, values):
 
 def _dtype(data):
     if is_dataset(data):
-        spec = data.element_spec
-        spec = spec[0] if isinstance(spec, (tuple, list)) else spec
-        return spec.dtype.as_numpy_dtype
+        return images_of(data.element_spec).dtype.as_numpy_dtype
     return getattr(data, "dtype", None)
 
 
 def dataset_batch_size(data):
     """The number of images in the first batch of a dataset."""
     for batch in data.take(1):
-        images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return int(images.shape[0])
+        return int(images_of(batch).shape[0])

@@ -13,7 +13,8 @@ import numpy as np
 import psutil
 
 from keras_recursive_ae import distribution
-from keras_recursive_ae.images import is_dataset
+from keras_recursive_ae.arguments import check_choice, check_int
+from keras_recursive_ae.images import images_of, is_dataset
 
 CACHE_MODES = ("auto", "memory", "disk", "off")
 CACHE_DTYPES = ("float32", "float16")
@@ -110,18 +111,8 @@ class StageInputCache:
     """
 
     def __init__(self, mode="auto", *, budget=None, dtype="float32", directory=None):
-        if mode not in CACHE_MODES:
-            raise ValueError(
-                f"Invalid value for argument `cache`. Expected one of "
-                f"{CACHE_MODES}. Received: cache={mode!r}"
-            )
-        if budget is not None and (
-            isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0
-        ):
-            raise ValueError(
-                "Invalid value for argument `cache_budget`. Expected None or a "
-                f"non-negative number of bytes. Received: cache_budget={budget!r}"
-            )
+        check_choice(mode, "cache", CACHE_MODES)
+        budget = check_int(budget, "cache_budget", allow_none=True)
         try:
             dtype_name = np.dtype(dtype).name
         except TypeError:
@@ -137,7 +128,7 @@ class StageInputCache:
                 f"folder or None. Received: cache_dir={directory!r}"
             )
         self.mode = mode
-        self.budget = None if budget is None else int(budget)
+        self.budget = budget
         self.dtype = dtype_name
         self.directory = None if directory is None else os.fspath(directory)
         self.placements = []
@@ -193,7 +184,7 @@ class StageInputCache:
             if isinstance(cache, np.memmap):
                 cache.flush()
         except OSError as error:
-            self._discard(cache)
+            self.free(cache)
             raise OSError(
                 error.errno,
                 f"Could not write the stage input cache in "
@@ -202,7 +193,7 @@ class StageInputCache:
                 "cache_dtype='float16' or cache='off'.",
             ) from error
         except BaseException:
-            self._discard(cache)
+            self.free(cache)
             raise
         cache = cache[:count]
         if not isinstance(cache, np.memmap):
@@ -218,10 +209,6 @@ class StageInputCache:
             )
         )
         return cache
-
-    def _discard(self, cache):
-        if cache is not None:
-            self.free(cache)
 
     def _allocate(self, shape, replaced):
         nbytes = math.prod(shape) * np.dtype(self.dtype).itemsize
@@ -292,8 +279,7 @@ def _batches(data, rows):
     if is_dataset(data):
         first = 0
         for batch in data:
-            batch = batch[0] if isinstance(batch, (tuple, list)) else batch
-            batch = np.asarray(batch)
+            batch = np.asarray(images_of(batch))
             yield first, batch
             first += len(batch)
         return
@@ -310,8 +296,4 @@ def _capacity(data, first_batch_rows):
         return cardinality * first_batch_rows
     # Unknown (e.g. after `filter`): count the images, reading the data once more.
     tf = sys.modules["tensorflow"]
-    return int(data.reduce(np.int64(0), lambda n, b: n + tf.shape(_first(b), tf.int64)[0]))
-
-
-def _first(batch):
-    return batch[0] if isinstance(batch, (tuple, list)) else batch
+    return int(data.reduce(np.int64(0), lambda n, b: n + tf.shape(images_of(b), tf.int64)[0]))
