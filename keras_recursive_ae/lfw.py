@@ -326,19 +326,12 @@ def load_lfw(
         root = lfw_files.extract_archive(Path(archive), cache_dir, None)
         source = f"LFW download {LFW_DEEPFUNNELED_URL} (extracted to {root})"
     else:
-        return _load_skimage_fallback(image_size, **options)
+        return _load_skimage_fallback(image_size, options)
 
     image_size = _PAPER_CROP_SIZE if image_size is None else image_size
     if crop_size is None:
         crop_size = max(image_size, _PAPER_CROP_SIZE)
-    return _load_folder(
-        root,
-        source,
-        image_size=image_size,
-        crop_size=crop_size,
-        grayscale=grayscale,
-        **options,
-    )
+    return _load_folder(root, source, image_size, crop_size, grayscale, options)
 
 
 def default_data_options():
@@ -372,24 +365,12 @@ def default_data_options():
     return options
 
 
-def _load_folder(
-    root,
-    source,
-    *,
-    image_size,
-    crop_size,
-    grayscale,
-    validation_split,
-    test_split,
-    seed,
-    max_images,
-    batch_size,
-    shuffle,
-    data_options,
-):
+def _load_folder(root, source, image_size, crop_size, grayscale, options):
+    """LFW from the folder `root`; `options` holds the other arguments of `load_lfw`."""
+    max_images = options["max_images"]
     people = lfw_files.find_people(root)
     names = sorted(people)
-    order = np.random.default_rng(seed).permutation(len(names))
+    order = np.random.default_rng(options["seed"]).permutation(len(names))
     groups = []
     total = 0
     for index in order:
@@ -423,8 +404,8 @@ def _load_folder(
 
     assignment = lfw_files.split_groups(
         [len(files) for _, files in groups],
-        validation_split,
-        test_split,
+        options["validation_split"],
+        options["test_split"],
         f"data_dir={root}",
     )
     paths = {split: [] for split in SPLITS}
@@ -446,7 +427,7 @@ def _load_folder(
         for split in SPLITS
     }
     return LFWSplits(
-        **_datasets(sources, load, batch_size, shuffle, seed, data_options),
+        **_datasets(sources, load, options),
         paths={s: tuple(paths[s]) for s in SPLITS},
         people={s: tuple(sorted(split_people[s])) for s in SPLITS},
         num_images={s: len(paths[s]) for s in SPLITS},
@@ -456,14 +437,16 @@ def _load_folder(
     )
 
 
-def _datasets(sources, fn, batch_size, shuffle, seed, options):
+def _datasets(sources, fn, options):
     """Builds the three datasets and their unshuffled, unbatched versions.
 
     Args:
         sources: Dict mapping each split to a dataset of undecoded elements
             (file names or small arrays), or to `None` for an empty split.
         fn: The per-element decoding function.
-        options: The `tf.data.Options` of every dataset.
+        options: The checked arguments of `load_lfw`: `batch_size`,
+            `shuffle`, `seed` and `data_options` (the `tf.data.Options` of
+            every dataset).
 
     Returns:
         A dict with `train`, `validation`, `test` and `_unbatched`.
@@ -475,18 +458,18 @@ def _datasets(sources, fn, batch_size, shuffle, seed, options):
             result[split] = None
             result["_unbatched"][split] = None
             continue
-        source = source.with_options(options)
+        source = source.with_options(options["data_options"])
         result["_unbatched"][split] = source.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
-        if split == "train" and shuffle:
+        if split == "train" and options["shuffle"]:
             # Shuffled before decoding: the buffer holds file names only.
             source = source.shuffle(
                 int(source.cardinality()),
-                seed=seed,
+                seed=options["seed"],
                 reshuffle_each_iteration=True,
             )
         dataset = source.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
-        if batch_size is not None:
-            dataset = dataset.batch(batch_size)
+        if options["batch_size"] is not None:
+            dataset = dataset.batch(options["batch_size"])
         result[split] = dataset.prefetch(tf.data.AUTOTUNE)
     return result
 
@@ -511,17 +494,9 @@ def _crop_and_resize(image, crop_size, image_size, grayscale):
     return tf.ensure_shape(image, (image_size, image_size, channels))
 
 
-def _load_skimage_fallback(
-    image_size,
-    *,
-    validation_split,
-    test_split,
-    seed,
-    max_images,
-    batch_size,
-    shuffle,
-    data_options,
-):
+def _load_skimage_fallback(image_size, options):
+    """The 100 faces of scikit-image; `options` as for `_load_folder`."""
+    max_images = options["max_images"]
     try:
         from skimage import data as skimage_data
     except ImportError as e:
@@ -550,13 +525,13 @@ def _load_skimage_fallback(
         stacklevel=3,
     )
 
-    order = np.random.default_rng(seed).permutation(len(faces))
+    order = np.random.default_rng(options["seed"]).permutation(len(faces))
     if max_images is not None:
         order = order[:max_images]
     assignment = lfw_files.split_groups(
         [1] * len(order),
-        validation_split,
-        test_split,
+        options["validation_split"],
+        options["test_split"],
         f"skimage.data.lfw_subset() with max_images={max_images}",
     )
     indices = {
@@ -576,7 +551,7 @@ def _load_skimage_fallback(
         for split in SPLITS
     }
     return LFWSplits(
-        **_datasets(sources, resize, batch_size, shuffle, seed, data_options),
+        **_datasets(sources, resize, options),
         paths={s: () for s in SPLITS},
         people={s: () for s in SPLITS},
         num_images={s: len(indices[s]) for s in SPLITS},
