@@ -4,15 +4,20 @@ import numbers
 
 
 def check_choice(value, argument, choices):
-    """Raises `ValueError` unless `value` is one of `choices`."""
-    if not any(
-        value is choice or (type(value) is type(choice) and value == choice) for choice in choices
-    ):
-        raise ValueError(
-            f"Invalid value for argument `{argument}`. Expected one of {tuple(choices)}. "
-            f"Received: {argument}={value!r}"
-        )
-    return value
+    """Returns the one of `choices` that `value` is, else raises `ValueError`.
+
+    Types must match (so `True` is not `1`), except that any `str`, such as
+    NumPy's `np.str_`, matches a string choice.
+    """
+    for choice in choices:
+        both_strings = isinstance(value, str) and isinstance(choice, str)
+        same_kind = type(value) is type(choice) or both_strings
+        if value is choice or (same_kind and value == choice):
+            return choice
+    raise ValueError(
+        f"Invalid value for argument `{argument}`. Expected one of {tuple(choices)}. "
+        f"Received: {argument}={value!r}"
+    )
 
 
 def check_int(value, argument, minimum=0, allow_none=False):

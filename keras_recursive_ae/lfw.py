@@ -100,7 +100,7 @@ class LFWSplits:
         >>> splits.numpy("test", max_images=4).shape
         (4, 25, 25, 1)
         """
-        check_choice(split, "split", SPLITS)
+        split = check_choice(split, "split", SPLITS)
         check_int(max_images, "max_images", minimum=1, allow_none=True)
         dataset = self._unbatched.get(split)
         if dataset is None:

@@ -141,10 +141,12 @@ class MirroredConvStack(keras.Model):
                 f"width, channels). Received: input_shape={input_shape!r}"
             )
         filters = _standardize_filters(filters, base_filters, depth)
-        check_choice(normalization, "normalization", _NORMALIZATIONS)
-        check_choice(decoder_style, "decoder_style", _DECODER_STYLES)
-        check_choice(encoder_style, "encoder_style", _ENCODER_STYLES)
-        check_choice(decoder_statistics, "decoder_statistics", ("encoder", "batch"))
+        normalization = check_choice(normalization, "normalization", _NORMALIZATIONS)
+        decoder_style = check_choice(decoder_style, "decoder_style", _DECODER_STYLES)
+        encoder_style = check_choice(encoder_style, "encoder_style", _ENCODER_STYLES)
+        decoder_statistics = check_choice(
+            decoder_statistics, "decoder_statistics", ("encoder", "batch")
+        )
         if variational and latent_dim is None:
             raise ValueError(
                 "A variational stack needs `latent_dim`, the size of its code. "

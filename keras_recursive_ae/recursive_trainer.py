@@ -128,7 +128,7 @@ class RecursiveTrainer:
         cache_dtype="float32",
         cache_dir=None,
     ):
-        check_choice(schedule, "schedule", SCHEDULES)
+        schedule = check_choice(schedule, "schedule", SCHEDULES)
         # Stages are created long after the model: remember its distribution.
         self._distribution = distribution_lib.capture()
         self.schedule = schedule
@@ -161,8 +161,9 @@ class RecursiveTrainer:
             return
         self._encoder_blocks = levels_of(encoder, "encoder")
         self._decoder_blocks = levels_of(decoder, "decoder")
-        self._decoder_order = decoder_order
-        check_choice(decoder_order, "decoder_order", ("innermost_first", "outermost_first"))
+        self._decoder_order = check_choice(
+            decoder_order, "decoder_order", ("innermost_first", "outermost_first")
+        )
         input_shape = input_shape or _declared_input_shape(encoder)
         if input_shape is not None:
             self._build(input_shape)

@@ -73,7 +73,9 @@ class SharedBatchNorm(keras.layers.BatchNormalization):
     """
 
     def __init__(self, decoder_statistics="encoder", **kwargs):
-        check_choice(decoder_statistics, "decoder_statistics", _DECODER_STATISTICS)
+        decoder_statistics = check_choice(
+            decoder_statistics, "decoder_statistics", _DECODER_STATISTICS
+        )
         # BatchNormalization casts or uses these unchecked; a bad value would
         # surface later, deep inside the backend.
         axis = kwargs.get("axis", -1)

@@ -111,7 +111,7 @@ class StageInputCache:
     """
 
     def __init__(self, mode="auto", *, budget=None, dtype="float32", directory=None):
-        check_choice(mode, "cache", CACHE_MODES)
+        mode = check_choice(mode, "cache", CACHE_MODES)
         budget = check_int(budget, "cache_budget", allow_none=True)
         try:
             dtype_name = np.dtype(dtype).name

@@ -102,7 +102,7 @@ class SymmetricAutoencoder:
     ):
         encoder_blocks = list(encoder_blocks)
         decoder_blocks = list(decoder_blocks)
-        check_choice(decoder_order, "decoder_order", _DECODER_ORDERS)
+        decoder_order = check_choice(decoder_order, "decoder_order", _DECODER_ORDERS)
         if decoder_order == "innermost_first":
             decoder_blocks = decoder_blocks[::-1]
         if not encoder_blocks:

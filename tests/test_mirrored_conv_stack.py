@@ -138,6 +138,18 @@ def test_pooling_encoder_and_upsampling_decoder_layers():
     assert stack.model.output.shape[1:] == (9, 9, 1)
 
 
+def test_numpy_strings_and_integers_are_accepted_and_saved_as_python_values():
+    stack = MirroredConvStack(
+        base_filters=np.int64(3),
+        depth=np.int64(2),
+        input_shape=(8, 8, 1),
+        normalization=np.str_("batch"),
+    )
+    config = stack.get_config()
+    assert stack.filters == [3, 6]
+    assert config["normalization"] == "batch" and type(config["normalization"]) is str
+
+
 def test_base_filters_and_depth():
     stack = MirroredConvStack(base_filters=3, depth=3, input_shape=(8, 8, 1))
     assert stack.filters == [3, 6, 12]
