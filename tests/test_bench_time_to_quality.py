@@ -94,13 +94,19 @@ def test_first_reaching_takes_the_first_point_at_or_below(bench):
     assert bench.first_reaching(bumpy, 20.0)["wall_s"] == 2.0
 
 
-def test_should_stop_on_every_target_or_past_the_budget(bench):
-    targets = [30.0, 25.0]
-    assert bench.should_stop(27.0, 10.0, targets, 100.0) is None  # one target is not enough
-    assert bench.should_stop(25.0, 10.0, targets, 100.0) == "reached"
-    assert bench.should_stop(40.0, 100.0, targets, 100.0) is None  # at the limit: one more
-    assert bench.should_stop(40.0, 100.5, targets, 100.0) == "budget"
-    assert bench.should_stop(20.0, 500.0, targets, 100.0) == "reached"  # reached wins
+def test_should_stop_once_every_row_is_reached_or_past_its_own_budget(bench):
+    rows = [(30.0, 400.0), (25.0, 100.0)]  # (target SSE, time limit) per greedy row
+    assert bench.should_stop(_curve((10.0, 27.0)), rows) is None  # one target is not enough
+    assert bench.should_stop(_curve((10.0, 25.0)), rows) == "reached"
+    # Past the second row's limit, but the first row still has time left.
+    assert bench.should_stop(_curve((100.5, 40.0)), rows) is None
+    # The first row was reached earlier and the second is past its limit.
+    assert bench.should_stop(_curve((50.0, 29.0), (100.5, 40.0)), rows) == "budget"
+    assert bench.should_stop(_curve((100.0, 40.0), (400.5, 40.0)), rows) == "budget"
+    assert bench.should_stop(_curve((400.0, 40.0)), rows) is None  # at the limit: one more
+    # An earlier crossing counts even when a later epoch is worse.
+    assert bench.should_stop(_curve((10.0, 24.0), (20.0, 35.0)), rows) == "reached"
+    assert bench.should_stop(_curve((500.0, 20.0)), rows) == "reached"  # reached wins
 
 
 def test_ratio_text(bench):
