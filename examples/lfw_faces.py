@@ -5,7 +5,7 @@ run as `python -m keras_recursive_ae.experiments.lfw` or
 `keras-recursive-ae-lfw`: it trains the paper's configurations with the
 same budget, scores them on held-out people and writes results.json,
 results.md and the figures to outputs/lfw_faces/. The defaults (32x32 faces,
-4,000 images, 3 epochs per weight, all twelve configurations) take about 5
+4,000 images, 3 epochs per weight, all twelve configurations) take about 3
 minutes on 2 CPU cores.
 
     python examples/lfw_faces.py --data-dir ../shared/data/lfw
