@@ -54,6 +54,8 @@ import sys
 import tempfile
 import time
 
+from bench_common import machine, positive_int
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_LFW = REPO_ROOT.parent / "shared" / "data" / "lfw"
 
@@ -62,23 +64,6 @@ VARIANTS = ("plain", "greedy", "end_to_end", "levels")
 DEFAULT_VARIANTS = ("plain", "greedy", "end_to_end")
 _TAG = re.compile(r"[A-Za-z0-9_.+-]+")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _positive(option, minimum=1):
-    def check(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{option} must be an integer. Received: {option} {text}"
-            ) from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"{option} must be at least {minimum}. Received: {option} {text}"
-            )
-        return value
-
-    return check
 
 
 def _backend_of(run):
@@ -90,18 +75,18 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default=str(DEFAULT_LFW), help="LFW folder or .tgz")
     parser.add_argument(
         "--images",
-        type=_positive("--images", 0),
+        type=positive_int("--images", 0),
         default=1024,
         help="LFW faces to train on (0: all 13,233)",
     )
-    parser.add_argument("--image-size", type=_positive("--image-size"), default=128)
+    parser.add_argument("--image-size", type=positive_int("--image-size"), default=128)
     parser.add_argument(
-        "--epochs", type=_positive("--epochs"), default=2, help="E: epochs (per stage)"
+        "--epochs", type=positive_int("--epochs"), default=2, help="E: epochs (per stage)"
     )
-    parser.add_argument("--batch-size", type=_positive("--batch-size"), default=32)
+    parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=32)
     parser.add_argument(
         "--repeats",
-        type=_positive("--repeats"),
+        type=positive_int("--repeats"),
         default=3,
         help="runs of each backend and variant, interleaved (the median is reported)",
     )
@@ -443,18 +428,6 @@ def _prepare(args, folder):
     return path, json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cores} cores ({cpu}), {memory:.0f} GiB RAM, {platform.system()}"
-
-
 def _median(results, key="wall_s"):
     values = [r[key] for r in results if key in r]
     return statistics.median(values) if values else None
@@ -615,7 +588,7 @@ def main(argv=None):
     if args.child:
         return run_child(args)
     print(f"# bench_backends {time.strftime('%Y-%m-%d %H:%M %Z')}")
-    print(f"# machine: {_machine()}")
+    print(f"# machine: {machine()}")
     print(f"# command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
     runs = []
     for run in args.runs:

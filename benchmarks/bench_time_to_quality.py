@@ -69,6 +69,8 @@ import platform
 import sys
 import time
 
+from bench_common import machine, positive_float, positive_int
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_LFW = REPO_ROOT.parent / "shared" / "data" / "lfw"
 
@@ -83,80 +85,46 @@ _PLAIN_EPOCH_LIMIT = 1_000_000
 _SCORE_BATCH = 128
 
 
-def _positive(option, minimum=1):
-    def check(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{option} must be an integer. Received: {option} {text}"
-            ) from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"{option} must be at least {minimum}. Received: {option} {text}"
-            )
-        return value
-
-    return check
-
-
-def _positive_float(option):
-    def check(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{option} must be a number. Received: {option} {text}"
-            ) from None
-        if not 0 < value < math.inf:
-            raise argparse.ArgumentTypeError(
-                f"{option} must be a finite number above 0. Received: {option} {text}"
-            )
-        return value
-
-    return check
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default=str(DEFAULT_LFW), help="LFW folder or .tgz")
     parser.add_argument(
         "--images",
-        type=_positive("--images", 0),
+        type=positive_int("--images", 0),
         default=0,
         help="LFW faces to load, trained on and held out (0, the default: all 13,233)",
     )
-    parser.add_argument("--image-size", type=_positive("--image-size"), default=128)
+    parser.add_argument("--image-size", type=positive_int("--image-size"), default=128)
     parser.add_argument(
         "--test-images",
-        type=_positive("--test-images", 0),
+        type=positive_int("--test-images", 0),
         default=0,
         help="held-out faces to score, the first ones (0, the default: all of them)",
     )
     parser.add_argument(
-        "--epochs", type=_positive("--epochs"), default=3, help="E: greedy epochs per stage"
+        "--epochs", type=positive_int("--epochs"), default=3, help="E: greedy epochs per stage"
     )
     parser.add_argument(
         "--fine-tune-epochs",
-        type=_positive("--fine-tune-epochs"),
+        type=positive_int("--fine-tune-epochs"),
         default=1,
         help="F: end-to-end epochs after the stages, for the greedy_fine_tune row",
     )
-    parser.add_argument("--batch-size", type=_positive("--batch-size"), default=32)
+    parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=32)
     parser.add_argument(
         "--learning-rate",
-        type=_positive_float("--learning-rate"),
+        type=positive_float("--learning-rate"),
         default=1e-3,
         help="Adam's learning rate, for every run (default: 1e-3, the LFW experiment's)",
     )
     parser.add_argument(
         "--budget",
-        type=_positive_float("--budget"),
+        type=positive_float("--budget"),
         default=4.0,
         help="plain Keras gives up on a greedy row's error once its training time "
         "exceeds this many times that row's (default: 4)",
     )
-    parser.add_argument("--seed", type=_positive("--seed", 0), default=0)
+    parser.add_argument("--seed", type=positive_int("--seed", 0), default=0)
     parser.add_argument(
         "--dtype-policy",
         default="float32",
@@ -512,18 +480,6 @@ def run_plain(args, data, initial_weights, rows):
 # ------------------------------------------------------------------ report
 
 
-def _machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cores} cores ({cpu}), {memory:.0f} GiB RAM, {platform.system()}"
-
-
 def _versions():
     """Versions, and the device Keras trains on, without importing another backend."""
     import keras
@@ -635,7 +591,7 @@ def main(argv=None):
     # function (scoring time, excluded); TensorFlow would warn about it.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     print(f"# bench_time_to_quality {time.strftime('%Y-%m-%d %H:%M %Z')}")
-    print(f"# machine: {_machine()}")
+    print(f"# machine: {machine()}")
     print(f"# command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
     data = load_data(args)
     if args.save_npz:
@@ -729,7 +685,7 @@ def main(argv=None):
     if args.json:
         result = {
             "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-            "machine": _machine(),
+            "machine": machine(),
             "command": sys.argv,
             "arguments": vars(args),
             "backend": backend,

@@ -74,12 +74,13 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
+
+from bench_common import machine
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_LFW = REPO_ROOT.parent / "shared" / "data" / "lfw"
@@ -409,17 +410,6 @@ def _spawn(args, variant):
     return result
 
 
-def _machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {platform.system()}"
-
-
 # ------------------------------------------------------------------ report
 
 
@@ -617,7 +607,7 @@ def main(argv=None):
     if args.child:
         return run_profile(args) if args.profile else run_child(args)
     print(f"# bench_training {time.strftime('%Y-%m-%d %H:%M %Z')}")
-    print(f"# machine: {_machine()}")
+    print(f"# machine: {machine()}")
     print(f"# command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
     print(
         f"# data: {args.images or 'all'} LFW images at {args.image_size}x{args.image_size}, batch "

@@ -1,20 +1,14 @@
 """The argument handling of benchmarks/bench_backends.py (no timing, no training)."""
 
-import importlib.util
-import pathlib
 import sys
 
+import benchmark_scripts
 import pytest
-
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_backends.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_backends", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_scripts.load("bench_backends")
 
 
 def test_defaults_are_the_documented_workload(bench):

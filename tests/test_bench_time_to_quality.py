@@ -1,19 +1,14 @@
 """The pure logic of benchmarks/bench_time_to_quality.py (no timing, no training)."""
 
-import importlib.util
 import pathlib
 
+import benchmark_scripts
 import pytest
-
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_time_to_quality.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_time_to_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_scripts.load("bench_time_to_quality")
 
 
 def _curve(*points):

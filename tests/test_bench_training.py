@@ -1,19 +1,12 @@
 """The report of benchmarks/bench_training.py on made-up runs (no timing, no training)."""
 
-import importlib.util
-import pathlib
-
+import benchmark_scripts
 import pytest
-
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_training", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_scripts.load("bench_training")
 
 
 def record(variant, wall, cpu=None, peak=1000.0, loss=0.02, **extra):
