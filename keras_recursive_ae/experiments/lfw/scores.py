@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from keras_recursive_ae import metrics as metrics_module
+from keras_recursive_ae.images import images_of
 
 METRICS = (
     # (key, column title, digits in results.md)
@@ -150,7 +151,7 @@ def image_chunks(images, chunk_size=256):
             yield images[start : start + chunk_size]
         return
     for batch in images:
-        yield np.asarray(batch[0] if isinstance(batch, (tuple, list)) else batch)
+        yield np.asarray(images_of(batch))
 
 
 def nearest_training_distance(images, train_faces, chunk_size=256):
