@@ -128,13 +128,13 @@ def _laplacian_variance(images):
     return ops.var(edges, axis=(1, 2, 3))
 
 
-def _check_sharpness_size(y_true):
-    for side in y_true.shape[1:3]:
+def _check_sharpness_size(images, argument="y_true", function="sharpness_ratio"):
+    for side in images.shape[1:3]:
         if side is not None and side < 3:
             raise ValueError(
-                "Invalid value for argument `y_true`. `sharpness_ratio` "
+                f"Invalid value for argument `{argument}`. `{function}` "
                 "needs images of at least 3x3 pixels (its Laplacian kernel "
-                f"is 3x3). Received: y_true.shape={tuple(y_true.shape)}"
+                f"is 3x3). Received: {argument}.shape={tuple(images.shape)}"
             )
 
 
@@ -302,6 +302,43 @@ def sharpness_ratio(y_true, y_pred, epsilon=1e-8):
     """
     epsilon = _check_positive("epsilon", epsilon)
     return _per_image(_checked_sharpness_ratio, y_true, y_pred, epsilon=epsilon)
+
+
+def sharpness(images):
+    """Per-image sharpness: the variance of the Laplacian.
+
+    The measure `sharpness_ratio` compares: each image is averaged over its
+    channels into one grey-level image, filtered with the 3x3 kernel
+    `[[0, 1, 0], [1, -4, 1], [0, 1, 0]]` on its "valid" region, and the
+    variance of the response is taken over all pixels. Use it to compare
+    images that have no original of their own, such as generated ones.
+
+    Args:
+        images: An array-like shaped `(batch, height, width, channels)`, at
+            least 3x3 pixels.
+
+    Returns:
+        A float32 NumPy array shaped `(batch,)`; 0 for a flat image.
+
+    Raises:
+        ValueError: If `images` is not rank 4 or smaller than 3x3 pixels.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_recursive_ae.metrics import sharpness
+    >>> sharpness(np.full((1, 8, 8, 3), 0.5)).tolist()
+    [0.0]
+    """
+    images = ops.convert_to_tensor(images, dtype="float32")
+    if len(images.shape) != 4:
+        raise ValueError(
+            "Invalid value for argument `images`. Expected a rank-4 batch of "
+            "images shaped (batch, height, width, channels). "
+            f"Received: images.shape={tuple(images.shape)}"
+        )
+    _check_sharpness_size(images, "images", "sharpness")
+    return ops.convert_to_numpy(_laplacian_variance(images))
 
 
 class _MeanPerImageMetric(keras.metrics.MeanMetricWrapper):

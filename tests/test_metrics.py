@@ -8,6 +8,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from keras_recursive_ae import metrics
 from keras_recursive_ae.metrics import (
     PSNR,
     SSIM,
@@ -342,3 +343,24 @@ def test_metric_is_a_keras_mean_metric_wrapper(cls, fn, kwargs):
     metric.update_state(x, _degrade(x, 1))
     state = {v.name: float(keras.ops.convert_to_numpy(v)) for v in metric.variables}
     assert state["count"] == 2.0  # one per image
+
+
+def test_sharpness_is_the_measure_sharpness_ratio_compares():
+    images = np.random.default_rng(0).random((3, 9, 9, 3)).astype("float32")
+    values = metrics.sharpness(images)
+    assert values.shape == (3,) and values.dtype == np.float32
+    ratio = metrics.sharpness_ratio(images[:1], images[1:2], epsilon=1e-8)[0]
+    assert values[1] / values[0] == pytest.approx(ratio, rel=1e-5)
+    assert metrics.sharpness(np.full((2, 5, 5, 1), 0.5)).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (np.zeros((2, 2, 2, 1)), r"`images`.*3x3.*images.shape=\(2, 2, 2, 1\)"),
+        (np.zeros((8, 8, 1)), r"`images`.*rank-4.*images.shape=\(8, 8, 1\)"),
+    ],
+)
+def test_sharpness_refuses_what_it_cannot_measure(images, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.sharpness(images)

@@ -206,11 +206,7 @@ def nearest_training_distance(images, train_faces, chunk_size=256):
 
 
 def mean_sharpness(images, chunk_size=256):
-    """Mean over `images` of their sharpness: the variance of the Laplacian.
-
-    The sharpness `s` of `keras_recursive_ae.metrics.sharpness_ratio`, taken
-    through that function so the two cannot drift apart: against a flat
-    image (sharpness 0) it returns `(s + epsilon) / epsilon`.
+    """Mean over `images` of `keras_recursive_ae.metrics.sharpness`.
 
     Args:
         images: An array of images, or a batched dataset (see `image_chunks`).
@@ -221,11 +217,7 @@ def mean_sharpness(images, chunk_size=256):
     """
     total, count = 0.0, 0
     for chunk in image_chunks(images, chunk_size):
-        chunk = np.asarray(chunk, dtype="float32")
-        ratio = metrics_module.sharpness_ratio(
-            np.zeros_like(chunk), chunk, epsilon=_SHARPNESS_EPSILON
-        )
-        total += float(np.sum((ratio.astype("float64") - 1.0) * _SHARPNESS_EPSILON))
+        total += float(np.sum(metrics_module.sharpness(chunk), dtype="float64"))
         count += len(chunk)
     return total / count
 
