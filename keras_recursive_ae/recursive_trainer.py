@@ -22,6 +22,9 @@ from keras_recursive_ae.symmetric_autoencoder import SymmetricAutoencoder
 from keras_recursive_ae.training_data import TrainingData
 
 SCHEDULES = ("greedy", "joint", "end_to_end")
+# The fine-tuning pass's default learning rate, as a fraction of the stages'
+# (measured: docs/schedules.md).
+FINE_TUNE_LEARNING_RATE_SCALE = 0.1
 
 
 class RecursiveTrainer:
@@ -219,15 +222,22 @@ class RecursiveTrainer:
         """The number of levels `n`."""
         return self.autoencoder.depth
 
-    def compile(self, optimizer="adam", loss="mse", metrics=None, **kwargs):
+    def compile(
+        self, optimizer="adam", loss="mse", metrics=None, *, fine_tune_optimizer=None, **kwargs
+    ):
         """Configures the training of every phase, as `keras.Model.compile` does.
 
         Each phase (each greedy stage, the fine-tuning pass) compiles its
-        own model with a fresh copy of `optimizer` (and of the metrics), so
+        own model with a fresh copy of its optimizer (and of the metrics), so
         no optimizer state leaks from one level to the next.
 
         Args:
             optimizer: name or `keras.optimizers.Optimizer` instance.
+            fine_tune_optimizer: the optimizer of the fine-tuning pass
+                (`fit(..., fine_tune_epochs=N)`), a name or instance.
+                Defaults to `None`: `optimizer` at a tenth of its learning
+                rate. A fresh optimizer at the greedy stages' rate undoes
+                much of what they learned (docs/schedules.md).
             loss: reconstruction loss between a model's output and its
                 target (`T_{k-1}` for a greedy stage, the image otherwise),
                 e.g. `"mse"` (default). For `"joint"`, the loss of every
@@ -239,7 +249,10 @@ class RecursiveTrainer:
         """
         keras.optimizers.get(optimizer)  # fails now on an unknown optimizer
         keras.losses.get(loss)
+        if fine_tune_optimizer is not None:
+            keras.optimizers.get(fine_tune_optimizer)
         self._compile_args = {"optimizer": optimizer, "loss": loss, "metrics": metrics, **kwargs}
+        self._fine_tune_optimizer = fine_tune_optimizer
 
     def fit(
         self,
@@ -456,6 +469,7 @@ class RecursiveTrainer:
                 for level, count in enumerate(epochs_per_level(epochs, depth), start=1)
             ]
             if fine_tune_epochs:
+                self._fine_tuning_optimizer()  # refuses a schedule before any training
                 phases.append(Phase(depth + 1, None, "Fine-tuning", fine_tune_epochs))
             return phases
         check_int(epochs, "epochs")
@@ -504,7 +518,10 @@ class RecursiveTrainer:
         before = autoencoder.model.get_weights()
         with _frozen(frozen):
             model = self._phase_model(phase)
-            model.compile(**_fresh_compile_args(self._compile_args))
+            compile_args = _fresh_compile_args(self._compile_args)
+            if phase.stage > self.depth and self.schedule == "greedy":
+                compile_args["optimizer"] = self._fine_tuning_optimizer()
+            model.compile(**compile_args)
             # Built here rather than inside the first traced step, where
             # TensorFlow would then trace the step a second time.
             model.optimizer.build(model.trainable_variables)
@@ -538,6 +555,20 @@ class RecursiveTrainer:
                 # phases before it keep theirs.
                 autoencoder.model.set_weights(before)
                 raise
+
+    def _fine_tuning_optimizer(self):
+        if self._fine_tune_optimizer is not None:
+            return _fresh(self._fine_tune_optimizer)
+        config = keras.optimizers.serialize(keras.optimizers.get(self._compile_args["optimizer"]))
+        rate = config["config"]["learning_rate"]
+        if not isinstance(rate, (int, float)):
+            raise ValueError(
+                "The fine-tuning pass runs at a tenth of the optimizer's learning rate, "
+                "which is a schedule here: pass `fine_tune_optimizer=` to `compile`. "
+                f"Received: learning_rate={rate!r}"
+            )
+        config["config"]["learning_rate"] = rate * FINE_TUNE_LEARNING_RATE_SCALE
+        return keras.optimizers.deserialize(config)
 
 
 def _refuse(**arguments):

@@ -1,0 +1,193 @@
+"""Fine-tuning after greedy training: held-out error per epoch, by learning rate.
+
+One process, on real LFW faces (all 13,233 by default, 128x128, split by
+person as `bench_time_to_quality.py` splits them): the paper's network
+(`MirroredConvStack.paper`, `--normalization` none or batch) is trained
+greedily, E epochs per stage, with Adam(`--learning-rate`). Then, from that
+same greedy state each time, the fine-tuning pass of the library
+(`trainer.fit(..., epochs=0, fine_tune_epochs=F)`, everything unfrozen) runs
+once per learning rate in `--fine-tune-rates`, with
+`compile(fine_tune_optimizer=Adam(rate))`; `default` stands for no
+`fine_tune_optimizer` (the library's default). After greedy training and
+after every fine-tuning epoch the held-out faces are scored: the mean over
+them of each image's sum of squared error (Table 1 of the paper). Wall
+times count training only (scoring excluded), as in
+`bench_time_to_quality.py`.
+
+Usage (from the repository root):
+
+```
+python benchmarks/bench_fine_tuning.py --json ft.json                       # all faces
+python benchmarks/bench_fine_tuning.py --images 512 --image-size 32 --epochs 1   # smoke
+python benchmarks/bench_fine_tuning.py --normalization batch --fine-tune-rates 1e-4 \\
+    --fine-tune-epochs 10 --plot ft.png                                     # a long curve
+```
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+
+import bench_time_to_quality as ttq
+from bench_common import machine, positive_float, positive_int
+
+NORMALIZATIONS = ("none", "batch", "shared")
+
+
+def parse_rates(text):
+    """`"1e-3,default"` -> `[0.001, "default"]`; raises ValueError otherwise."""
+    rates = []
+    for item in text.split(","):
+        item = item.strip()
+        if item == "default":
+            rates.append(item)
+            continue
+        try:
+            rate = float(item)
+        except ValueError:
+            rate = -1.0
+        if not rate > 0:
+            raise ValueError(
+                "--fine-tune-rates must be positive numbers or 'default', comma "
+                f"separated. Received: --fine-tune-rates {text!r}"
+            )
+        rates.append(rate)
+    return rates
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", default=str(ttq.DEFAULT_LFW), help="LFW folder or .tgz")
+    parser.add_argument(
+        "--images", type=positive_int("--images", 0), default=0, help="0 (default): all"
+    )
+    parser.add_argument("--image-size", type=positive_int("--image-size"), default=128)
+    parser.add_argument(
+        "--test-images",
+        type=positive_int("--test-images", 0),
+        default=0,
+        help="held-out faces to score (0, the default: all of them)",
+    )
+    parser.add_argument("--epochs", type=positive_int("--epochs"), default=3)
+    parser.add_argument("--fine-tune-epochs", type=positive_int("--fine-tune-epochs"), default=2)
+    parser.add_argument(
+        "--fine-tune-rates",
+        default="1e-3,3e-4,1e-4,3e-5",
+        help="Adam learning rates of the fine-tuning pass, or 'default' (comma separated)",
+    )
+    parser.add_argument("--normalization", choices=NORMALIZATIONS, default="none")
+    parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=32)
+    parser.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=1e-3)
+    parser.add_argument("--seed", type=positive_int("--seed", 0), default=0)
+    parser.add_argument("--json", help="write every number and curve here")
+    parser.add_argument("--plot", help="write a PNG of held-out error against training time")
+    args = parser.parse_args(argv)
+    try:
+        args.fine_tune_rates = parse_rates(args.fine_tune_rates)
+    except ValueError as error:
+        parser.error(str(error))
+    # What bench_time_to_quality.load_data reads.
+    args.numpy, args.data_npz, args.save_npz = False, None, None
+    return args
+
+
+def build_trainer(args, image_shape, fine_tune_rate=None):
+    import keras
+
+    from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
+
+    normalization = None if args.normalization == "none" else args.normalization
+    stack = MirroredConvStack.paper(
+        input_shape=tuple(image_shape), base_filters=16, normalization=normalization
+    )
+    trainer = RecursiveTrainer(stack)
+    fine_tune = None
+    if fine_tune_rate not in (None, "default"):
+        fine_tune = keras.optimizers.Adam(fine_tune_rate)
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss="mse",
+        fine_tune_optimizer=fine_tune,
+    )
+    return trainer
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import keras
+
+    data = ttq.load_data(args)
+    print(f"# {machine()}; data: {json.dumps(data['info'])}", flush=True)
+    image_shape = data["info"]["image_shape"]
+
+    keras.utils.set_random_seed(args.seed)
+    trainer = build_trainer(args, image_shape)
+    curve = ttq._curve_callback(trainer.model, data["x_test"], "greedy")
+    curve.start()
+    trainer.fit(data["train"], epochs=args.epochs, verbose=0, callbacks=[curve])
+    greedy = {"wall_s": curve.training_seconds(), "sse": curve.points[-1]["sse"]}
+    greedy_weights = trainer.model.get_weights()
+    results = {"args": {k: v for k, v in vars(args).items()}, "greedy": greedy, "rates": []}
+
+    for rate in args.fine_tune_rates:
+        keras.utils.set_random_seed(args.seed)
+        tuned = build_trainer(args, image_shape, rate)
+        tuned.model.set_weights(greedy_weights)
+        label = f"fine-tune {rate}"
+        curve = ttq._curve_callback(tuned.model, data["x_test"], label)
+        curve.start()
+        tuned.fit(
+            data["train"],
+            epochs=0,
+            fine_tune_epochs=args.fine_tune_epochs,
+            verbose=0,
+            callbacks=[curve],
+        )
+        results["rates"].append({"rate": rate, "curve": curve.points})
+
+    print(
+        f"\ngreedy, {args.epochs} epochs per stage: {greedy['sse']:.2f} SSE/image, "
+        f"{greedy['wall_s']:.0f} s"
+    )
+    print(
+        "| fine-tuning Adam rate | "
+        + " | ".join(f"epoch {e}" for e in range(1, args.fine_tune_epochs + 1))
+        + " | best / greedy |"
+    )
+    print("|---" * (args.fine_tune_epochs + 2) + "|")
+    for row in results["rates"]:
+        errors = [p["sse"] for p in row["curve"]]
+        cells = " | ".join(f"{e:.2f}" for e in errors)
+        print(f"| {row['rate']} | {cells} | {min(errors) / greedy['sse']:.3f} |")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
+    if args.plot:
+        plot(args.plot, greedy, results["rates"])
+    return 0
+
+
+def plot(path, greedy, rows):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for row in rows:
+        walls = [greedy["wall_s"]] + [greedy["wall_s"] + p["wall_s"] for p in row["curve"]]
+        errors = [greedy["sse"]] + [p["sse"] for p in row["curve"]]
+        axes.plot(walls, errors, marker="o", label=f"fine-tuning at {row['rate']}")
+    axes.axhline(greedy["sse"], color="grey", linestyle=":", label="greedy alone")
+    axes.set_xlabel("training wall time (s), greedy then fine-tuning")
+    axes.set_ylabel("held-out SSE per image")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    print(f"# wrote {path}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.exit(main())
