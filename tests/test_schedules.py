@@ -158,3 +158,58 @@ def test_joint_model_of_a_single_level_is_the_image_loss():
     np.testing.assert_allclose(
         loss["loss"], np.mean((stack.model.predict(x, verbose=0) - x) ** 2), rtol=1e-5
     )
+
+
+class _LearningRates(keras.callbacks.Callback):
+    """Records the running phase's optimizer class and learning rate per epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        self.seen.append((type(optimizer).__name__, round(rate, 8)))
+
+
+def test_fine_tuning_runs_at_a_tenth_of_the_learning_rate_by_default():
+    trainer = RecursiveTrainer(_stack())
+    trainer.compile(optimizer=keras.optimizers.Adam(2e-3))
+    rates = _LearningRates()
+    x = np.random.rand(16, 16, 16, 3)
+    trainer.fit(x, epochs=1, fine_tune_epochs=2, batch_size=8, callbacks=[rates], verbose=0)
+    assert rates.seen == [("Adam", 2e-3)] * 2 + [("Adam", 2e-4)] * 2
+    trainer.compile(optimizer="rmsprop")  # a name: Keras' default rate, 1e-3
+    rates.seen.clear()
+    trainer.fit(x, epochs=[0, 1], fine_tune_epochs=1, batch_size=8, callbacks=[rates], verbose=0)
+    assert rates.seen == [("RMSprop", 1e-3), ("RMSprop", 1e-4)]
+
+
+def test_fine_tune_optimizer_is_the_fine_tuning_pass_s_own():
+    trainer = RecursiveTrainer(_stack())
+    fine_tune = keras.optimizers.SGD(0.05)
+    trainer.compile(optimizer="adam", fine_tune_optimizer=fine_tune)
+    rates = _LearningRates()
+    x = np.random.rand(16, 16, 16, 3)
+    for _ in range(2):  # a fresh copy each time: the instance given is never stepped
+        rates.seen.clear()
+        trainer.fit(x, epochs=1, fine_tune_epochs=1, batch_size=8, callbacks=[rates], verbose=0)
+        assert rates.seen == [("Adam", 1e-3), ("Adam", 1e-3), ("SGD", 0.05)]
+    assert int(fine_tune.iterations) == 0
+
+
+def test_a_learning_rate_schedule_needs_an_explicit_fine_tune_optimizer():
+    stack = _stack()
+    trainer = RecursiveTrainer(stack)
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9)
+    trainer.compile(optimizer=keras.optimizers.Adam(schedule))
+    before = [np.array(w) for w in stack.model.weights]
+    with pytest.raises(ValueError, match=r"fine_tune_optimizer=.*ExponentialDecay"):
+        trainer.fit(np.random.rand(8, 16, 16, 3), epochs=1, fine_tune_epochs=1, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, stack.model.weights))  # no stage ran
+    trainer.compile(optimizer=keras.optimizers.Adam(schedule), fine_tune_optimizer="sgd")
+    history = trainer.fit(np.random.rand(8, 16, 16, 3), epochs=1, fine_tune_epochs=1, verbose=0)
+    assert history.history["stage"] == [1, 2, 3]
+    with pytest.raises(ValueError, match="nadamm"):
+        trainer.compile(fine_tune_optimizer="nadamm")
