@@ -76,8 +76,20 @@ squared error sums over `height * width * channels` values, so only a
 128x128x3 run is comparable with the paper's Table 1; `results.md` shows the
 paper's numbers beside ours only then.
 
+**Seeds and equal time.** `--seeds N` trains every configuration N times
+(model seeds `--seed` to `--seed + N - 1`, on the split of `--seed`);
+`results.json` keeps each seed's scores and their mean, sample standard
+deviation, min and max, and `results.md` shows `mean ± std (min-max)`; the
+figures show the first seed's models. `--equal-time` gives each end-to-end
+configuration its greedy partner's wall time (same seed) instead of
+`--epochs`: `stacked` trains until it has run as long as `recursive`, and so
+on. The group `map` (`stacked`, `recursive`, `recursive_fine_tune`,
+`stacked_bn`, `recursive_bn`) is the map of recursive vs stacked training
+meant for both.
+
 The modules: `configurations` (what is trained), `run` (training and
-scoring), `scores`, `samples` (generating and scoring samples), `report`
+scoring), `training` (one configuration, for `--epochs` or a wall time),
+`seeds` (`--seeds`), `scores`, `samples` (generating and scoring samples), `report`
 (`results.json`, `results.md`, `--merge`), `figures`, `tensorboard_logs`
 (`--tensorboard`) and `cli`. The library's core never imports this package.
 """
@@ -101,7 +113,7 @@ from keras_recursive_ae.experiments.lfw.report import (
     results_markdown,
     write_results,
 )
-from keras_recursive_ae.experiments.lfw.run import run_experiment, train_configuration
+from keras_recursive_ae.experiments.lfw.run import run_experiment
 from keras_recursive_ae.experiments.lfw.samples import SampleScorer
 from keras_recursive_ae.experiments.lfw.scores import (
     METRICS,
@@ -110,6 +122,7 @@ from keras_recursive_ae.experiments.lfw.scores import (
     score_samples,
 )
 from keras_recursive_ae.experiments.lfw.tensorboard_logs import tensorboard_callbacks
+from keras_recursive_ae.experiments.lfw.training import train_configuration
 
 __all__ = [
     "CONFIGURATIONS",

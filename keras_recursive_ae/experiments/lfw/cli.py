@@ -15,6 +15,7 @@ from keras_recursive_ae.experiments.lfw.report import merge_results
 from keras_recursive_ae.experiments.lfw.run import MIXED_PRECISION, run_experiment
 from keras_recursive_ae.experiments.lfw.samples import DENSITY_COMPONENTS, SAMPLES
 from keras_recursive_ae.experiments.lfw.tensorboard_logs import prepare_tensorboard_dir
+from keras_recursive_ae.experiments.lfw.training import equal_time_order
 
 MODULE_COMMAND = "python -m keras_recursive_ae.experiments.lfw"
 
@@ -107,6 +108,22 @@ def build_parser(prog=MODULE_COMMAND):
         help="seed of the split and of every model's initial weights (default: 0)",
     )
     parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="train each configuration N times, with model seeds --seed to --seed + N - 1 "
+        "(weights, data order, samples) on the split of --seed; results give each seed's "
+        "scores and their mean ± std (min-max); figures show the first seed (default: 1)",
+    )
+    parser.add_argument(
+        "--equal-time",
+        action="store_true",
+        help="train each end-to-end configuration (stacked*, stacked_vae) not for --epochs "
+        "but until its wall time reaches that of its greedy partner (stacked: recursive, "
+        "stacked_bn: recursive_bn, ...; same seed, must be selected too), stopping at the "
+        "end of the first epoch at or past it",
+    )
+    parser.add_argument(
         "--test-images",
         type=int,
         default=100,
@@ -180,7 +197,8 @@ def build_parser(prog=MODULE_COMMAND):
         "--save-models",
         action="store_true",
         help="save each trained model as <output-dir>/<name>.keras (and a deterministic "
-        "one's fitted code density as <name>_density.npz)",
+        "one's fitted code density as <name>_density.npz); with --seeds, later seeds' "
+        "as <name>_seed<s>.keras",
     )
     parser.add_argument(
         "--tensorboard",
@@ -227,7 +245,9 @@ def main(argv=None, prog=None):
     else:
         verbose = int(args.verbose)
     try:
-        select_configurations(args.configs)
+        selected = select_configurations(args.configs)
+        if args.equal_time:
+            equal_time_order(selected)
     except ValueError as e:
         parser.error(str(e))
     for flag in (
@@ -241,6 +261,7 @@ def main(argv=None, prog=None):
         "figure_faces",
         "samples",
         "density_components",
+        "seeds",
     ):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -295,6 +316,8 @@ def main(argv=None, prog=None):
         command=command,
         tensorboard_dir=args.tensorboard,
         mixed_precision=args.mixed_precision,
+        seeds=args.seeds,
+        equal_time=args.equal_time,
     )
     return 0
 

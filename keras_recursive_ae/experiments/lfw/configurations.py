@@ -105,6 +105,8 @@ CONFIGURATION_GROUPS = {
     "paper": tuple(n for n, c in CONFIGURATIONS.items() if c.paper_error is not None),
     "vae": ("stacked_vae", "recursive_vae"),
     "beyond": ("joint", "recursive_fine_tune"),
+    # Recursive vs stacked, with and without batch norm (see `--seeds`, `--equal-time`).
+    "map": ("stacked", "recursive", "recursive_fine_tune", "stacked_bn", "recursive_bn"),
 }
 """Names that `--configs` expands to several configurations."""
 

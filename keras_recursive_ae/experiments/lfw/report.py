@@ -15,6 +15,8 @@ from keras_recursive_ae.experiments.lfw.figures import (
     save_figure_arrays,
 )
 from keras_recursive_ae.experiments.lfw.scores import METRICS, SAMPLE_METRICS, format_epochs
+from keras_recursive_ae.experiments.lfw.seeds import format_seed_epochs, format_spread
+from keras_recursive_ae.experiments.lfw.training import equal_time_lines
 
 RESULTS_JSON = "results.json"
 
@@ -144,7 +146,10 @@ def results_markdown(results):
     The table has one row per configuration, with the four metrics rounded
     as `METRICS` says, the train time and the epochs; the paper's Table 1
     column appears only for 128x128x3 images, the only size at which the
-    per-image sum of squared error is comparable.
+    per-image sum of squared error is comparable. A configuration trained
+    with several seeds shows `mean ± std (min-max)` over them in every
+    score's cell; one trained for its greedy partner's wall time
+    (`--equal-time`) is listed under the table with its epochs and time.
 
     Args:
         results: The dict returned by `run_experiment` (or read back from
@@ -157,6 +162,13 @@ def results_markdown(results):
     data = results["data"]
     comparable = results.get("paper_comparable", False)
     sittings = results.get("sittings") or [sitting_record(results)]
+    seeds = settings.get("seeds", 1)
+    seed_words = f"seed {settings['seed']}"
+    if seeds > 1:
+        seed_words = (
+            f"seeds {settings['seed']} to {settings['seed'] + seeds - 1} (weights, data "
+            f"order, samples; the split is seed {settings['seed']}'s)"
+        )
     lines = ["# LFW reference run: recursive vs stacked training", ""]
     if len(sittings) == 1:
         lines += _sitting_lines(sittings[0], "- ")
@@ -181,9 +193,17 @@ def results_markdown(results):
         f"- Architecture: {settings['depth']} levels, base filters "
         f"{settings['base_filters']}, tensor shapes {settings['shapes']}",
         f"- Training: {settings['optimizer']}, loss {settings['loss']}, "
-        f"batch {settings['batch_size']}, seed {settings['seed']}, shared "
+        f"batch {settings['batch_size']}, {seed_words}, shared "
         f"BN decoder statistics {settings['shared_bn_decoder_statistics']!r}",
         f"- Budget: {results['budget']}",
+    ]
+    if seeds > 1:
+        lines.append(
+            f"- Seeds: every configuration trained {seeds} times; each score below is "
+            f"mean ± sample standard deviation (min-max) over the seeds; the figures "
+            f"show the first seed's models"
+        )
+    lines += [
         "",
         "## Scores on held-out faces",
         "",
@@ -216,15 +236,18 @@ def results_markdown(results):
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|")
     for entry in results["configurations"]:
+        runs = entry.get("seeds") or []
+        spread = entry.get("spread") if len(runs) > 1 else None
         row = [f"`{entry['name']}`"]
         for key, _, digits in METRICS:
-            row.append(_format_number(entry["metrics"][key], digits))
+            row.append(_cell(entry["metrics"][key], spread, ("metrics", key), digits, len(runs)))
         if comparable:
             paper = entry.get("paper_sum_squared_error")
             row.append("-" if paper is None else f"{paper:g}")
-        row.append(_format_number(entry["train_seconds"], _TIME_DIGITS))
-        row.append(format_epochs(entry["epochs_by_stage"]))
+        row.append(_cell(entry["train_seconds"], spread, ("train_seconds",), _TIME_DIGITS))
+        row.append(format_seed_epochs(runs) if spread else format_epochs(entry["epochs_by_stage"]))
         lines.append("| " + " | ".join(row) + " |")
+    lines += equal_time_lines(results["configurations"])
     lines += ["", "Configurations:", ""]
     for entry in results["configurations"]:
         lines.append(f"- `{entry['name']}`: {entry['description']}")
@@ -272,18 +295,32 @@ def _samples_lines(results):
     lines.append("|" + "|".join(["---", "---"] + ["---:"] * len(SAMPLE_METRICS)) + "|")
     rows = []
     if reference:
-        rows.append((f"held-out real faces ({reference['count']})", "-", reference))
+        rows.append((f"held-out real faces ({reference['count']})", "-", reference, None, 1))
     for entry in entries:
         record = entry["samples"]
         source = record["density"]
         if record.get("density_components"):
             source = f"mixture of {record['density_components']} Gaussians"
-        rows.append((f"`{entry['name']}`", source, record))
-    for name, source, record in rows:
+        runs = entry.get("seeds") or []
+        spread = entry["spread"] if len(runs) > 1 else None
+        rows.append((f"`{entry['name']}`", source, record, spread, len(runs)))
+    for name, source, record, spread, total in rows:
         cells = [name, source]
-        cells += [_format_number(record.get(key), digits) for key, _, digits in SAMPLE_METRICS]
+        cells += [
+            _cell(record.get(key), spread, ("samples", key), digits, total)
+            for key, _, digits in SAMPLE_METRICS
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _cell(value, spread, path, digits, total=None):
+    """A score's cell: the value, or with several seeds `mean ± std (min-max)`."""
+    if spread is None:
+        return _format_number(value, digits)
+    for key in path:
+        spread = spread.get(key) or {}
+    return format_spread(spread, digits, total)
 
 
 def split_words(data):

@@ -2,7 +2,6 @@
 
 import datetime
 import hashlib
-import sys
 import time
 from pathlib import Path
 
@@ -40,83 +39,19 @@ from keras_recursive_ae.experiments.lfw.scores import (
     finite_or_none,
     history_record,
 )
-from keras_recursive_ae.experiments.lfw.tensorboard_logs import (
-    prepare_tensorboard_dir,
-    tensorboard_callbacks,
+from keras_recursive_ae.experiments.lfw.seeds import model_seeds, seed_spread
+from keras_recursive_ae.experiments.lfw.tensorboard_logs import prepare_tensorboard_dir
+from keras_recursive_ae.experiments.lfw.training import (
+    budget_words,
+    equal_time_order,
+    greedy_partner,
+    train_configuration,
 )
 from keras_recursive_ae.lfw import load_lfw
 from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
-from keras_recursive_ae.recursive_trainer import RecursiveTrainer
 
 _IN_MEMORY_LIMIT_BYTES = 2 * 1024**3
 MIXED_PRECISION = ("off", "mixed_bfloat16", "mixed_float16")
-
-
-def train_configuration(
-    configuration,
-    autoencoder,
-    train,
-    validation=None,
-    *,
-    epochs=3,
-    fine_tune_epochs=None,
-    batch_size=32,
-    learning_rate=1e-3,
-    verbose="auto",
-    callbacks=None,
-    tensorboard_dir=None,
-    tensorboard_images=None,
-):
-    """Trains one configuration with the experiment's budget.
-
-    Args:
-        configuration: A `Configuration`.
-        autoencoder: Its `MirroredConvStack` (see `build_autoencoder`).
-        train: Training images: a NumPy array or a batched `tf.data.Dataset`.
-        validation: Optional validation images, in the same forms.
-        epochs: The budget `E`: epochs per stage for greedy schedules,
-            epochs in all for the others.
-        fine_tune_epochs: End-to-end epochs after the greedy stages, for a
-            configuration with `fine_tune=True`. Defaults to `None`
-            (`epochs`).
-        batch_size: Batch size for NumPy inputs. Defaults to `32`.
-        learning_rate: Adam's learning rate. Defaults to `1e-3`.
-        verbose: As in `keras.Model.fit`. Defaults to `"auto"`.
-        callbacks: Optional Keras callbacks for the whole run (see
-            `RecursiveTrainer.fit`).
-        tensorboard_dir: Optional TensorBoard run folder for this
-            configuration: adds `tensorboard_callbacks(tensorboard_dir,
-            tensorboard_images, trainer.autoencoder)`. Defaults to `None`.
-        tensorboard_images: The fixed held-out images whose reconstructions
-            go to TensorBoard; required with `tensorboard_dir`.
-
-    Returns:
-        A tuple `(trainer, history, seconds)`: the `RecursiveTrainer`, the
-        history over all stages, and the wall time of `fit` in seconds.
-    """
-    trainer_options = {}
-    if configuration.schedule != "greedy":
-        trainer_options["schedule"] = configuration.schedule
-    trainer = RecursiveTrainer(autoencoder, **trainer_options)
-    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
-    callbacks = list(callbacks or [])
-    if tensorboard_dir is not None:
-        callbacks += tensorboard_callbacks(tensorboard_dir, tensorboard_images, trainer.autoencoder)
-    fit_options = {}
-    if configuration.fine_tune:
-        fit_options["fine_tune_epochs"] = epochs if fine_tune_epochs is None else fine_tune_epochs
-    if not _is_dataset(train):
-        fit_options["batch_size"] = batch_size
-    start = time.perf_counter()
-    history = trainer.fit(
-        train,
-        epochs=epochs,
-        validation_data=validation,
-        verbose=verbose,
-        callbacks=callbacks,
-        **fit_options,
-    )
-    return trainer, history, time.perf_counter() - start
 
 
 def run_experiment(
@@ -146,6 +81,8 @@ def run_experiment(
     command=None,
     tensorboard_dir=None,
     mixed_precision="off",
+    seeds=1,
+    equal_time=False,
 ):
     """Trains and scores the configurations; writes every output file.
 
@@ -167,6 +104,23 @@ def run_experiment(
             `select_configurations`). Defaults to `None` (all).
         seed: Seed of the split by person and of every configuration's
             initial weights (each configuration starts from this seed).
+        seeds: How many times each configuration is trained, with model
+            seeds `seed, seed + 1, ..., seed + seeds - 1` (initial weights,
+            data order, sampled codes; `keras.utils.set_random_seed` before
+            each model is built), all on the split of `seed`. Each entry of
+            `results.json` then lists every seed's scores (`"seeds"`) and
+            their mean, sample standard deviation, min and max
+            (`"spread"`, see `seed_spread`); its other fields, the figures
+            and the TensorBoard run `<name>` are the first seed's; with
+            `save_models`, later seeds' models are `<name>_seed<s>.keras`.
+            Defaults to `1`.
+        equal_time: Whether each end-to-end configuration trains, instead
+            of `epochs`, until its wall time reaches that of its greedy
+            partner with the same seed (see `equal_time_order`, which runs
+            the partner first and requires it to be selected), stopping at
+            the end of the first epoch at or past it. Each such seed records
+            `"equal_time": {"partner", "partner_seconds"}` beside its
+            `epochs_run` and `train_seconds`. Defaults to `False`.
         test_images: How many test images to score (the first of the test
             split), 100 as in the paper.
         batch_size: Batch size. Defaults to `32` (the paper's).
@@ -208,6 +162,8 @@ def run_experiment(
         The results, as written to `results.json`.
     """
     configurations = select_configurations(configs)
+    order = equal_time_order(configurations) if equal_time else configurations
+    seed_list = model_seeds(seed, seeds)
     if mixed_precision not in MIXED_PRECISION:
         raise ValueError(
             f"Invalid value for argument `mixed_precision`. Expected one of "
@@ -308,105 +264,130 @@ def run_experiment(
             "shapes": [list(t) for t in shapes],
             "shared_bn_decoder_statistics": decoder_statistics,
             "seed": seed,
+            "seeds": seeds,
+            "equal_time": bool(equal_time),
             "mixed_precision": mixed_precision,
             "samples": samples,
             "density_components": density_components,
         },
-        "budget": (
-            f"{epochs} epochs per weight: greedy schedules train each of the "
-            f"{depth} stages for {epochs} epochs, end-to-end and joint "
-            f"schedules train the whole model for {epochs} epochs; "
-            f"recursive_fine_tune adds "
-            f"{epochs if fine_tune_epochs is None else fine_tune_epochs} "
-            f"end-to-end epochs after its greedy stages."
-        ),
+        "budget": budget_words(depth, epochs, fine_tune_epochs, equal_time),
         "paper_comparable": image_shape == PAPER_IMAGE_SHAPE,
         "configurations": [],
         "figures": {},
     }
-    reconstructions = {}
-    generated = {}
-    histories = {}
+    reconstructions, generated, histories, entries, seconds_by_run = {}, {}, {}, {}, {}
     previous_policy = keras.config.dtype_policy()
     try:
-        for index, configuration in enumerate(configurations, start=1):
+        for index, configuration in enumerate(order, start=1):
+            name = configuration.name
             _say(
                 quiet,
-                f"\n=== Configuration {index}/{len(configurations)}: "
-                f"{configuration.name} - {configuration.description} ===",
+                f"\n=== Configuration {index}/{len(order)}: "
+                f"{name} - {configuration.description} ===",
             )
-            keras.backend.clear_session()  # which also resets the dtype policy
-            if mixed_precision != "off":
-                keras.mixed_precision.set_global_policy(mixed_precision)
-            keras.utils.set_random_seed(seed)
-            autoencoder = build_autoencoder(
-                configuration,
-                image_shape,
-                base_filters=base_filters,
-                depth=depth,
-                decoder_statistics=decoder_statistics,
-                latent_dim=latent_dim,
-                kl_weight=kl_weight,
-            )
-            trainer, history, seconds = train_configuration(
-                configuration,
-                autoencoder,
-                train,
-                x_validation,
-                epochs=epochs,
-                fine_tune_epochs=fine_tune_epochs,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-                verbose=verbose,
-                tensorboard_dir=None
-                if tensorboard_dir is None
-                else tensorboard_dir / configuration.name,
-                tensorboard_images=x_test[:figure_faces],
-            )
-            rebuilt = trainer.model.predict(x_test, batch_size=batch_size, verbose=0)
-            rebuilt = np.asarray(rebuilt, dtype="float32")  # not bfloat16 under a policy
-            reconstructions[configuration.name] = rebuilt
-            scores = evaluate_reconstructions(x_test, rebuilt)
-            curves = history_record(history, configuration.schedule, depth)
-            histories[configuration.name] = curves
-            entry = {
-                "name": configuration.name,
+            runs = []
+            for model_seed in seed_list:
+                first = model_seed == seed_list[0]
+                suffix = "" if first else f"_seed{model_seed}"
+                if len(seed_list) > 1:
+                    _say(quiet, f"--- {name}, model seed {model_seed} ---")
+                keras.backend.clear_session()  # which also resets the dtype policy
+                if mixed_precision != "off":
+                    keras.mixed_precision.set_global_policy(mixed_precision)
+                keras.utils.set_random_seed(model_seed)
+                autoencoder = build_autoencoder(
+                    configuration,
+                    image_shape,
+                    base_filters=base_filters,
+                    depth=depth,
+                    decoder_statistics=decoder_statistics,
+                    latent_dim=latent_dim,
+                    kl_weight=kl_weight,
+                )
+                partner = greedy_partner(configuration) if equal_time else None
+                wall_time = None if partner is None else seconds_by_run[partner, model_seed]
+                if wall_time is not None:
+                    _say(quiet, f"{name}: training until {wall_time:.1f} s, {partner}'s time")
+                trainer, history, seconds = train_configuration(
+                    configuration,
+                    autoencoder,
+                    train,
+                    x_validation,
+                    epochs=epochs,
+                    fine_tune_epochs=fine_tune_epochs,
+                    batch_size=batch_size,
+                    learning_rate=learning_rate,
+                    verbose=verbose,
+                    tensorboard_dir=None
+                    if tensorboard_dir is None
+                    else tensorboard_dir / f"{name}{suffix}",
+                    tensorboard_images=x_test[:figure_faces],
+                    wall_time=wall_time,
+                )
+                seconds_by_run[name, model_seed] = seconds
+                rebuilt = trainer.model.predict(x_test, batch_size=batch_size, verbose=0)
+                rebuilt = np.asarray(rebuilt, dtype="float32")  # not bfloat16 under a policy
+                scores = evaluate_reconstructions(x_test, rebuilt)
+                curves = history_record(history, configuration.schedule, depth)
+                run = {
+                    "seed": model_seed,
+                    "metrics": {k: finite_or_none(v) for k, v in scores.items()},
+                    "train_seconds": round(seconds, 3),
+                    "epochs_run": len(curves["stage"]),
+                    "epochs_by_stage": epochs_by_stage(curves["stage"]),
+                    "history": curves,
+                }
+                if wall_time is not None:
+                    run["equal_time"] = {"partner": partner, "partner_seconds": round(wall_time, 3)}
+                density_path = output_dir / f"{name}{suffix}_density.npz" if save_models else None
+                images, run["samples"] = sampler.sample(
+                    trainer, configuration, density_path, seed=model_seed
+                )
+                if save_models:
+                    path = output_dir / f"{name}{suffix}.keras"
+                    trainer.model.save(path)
+                    run["model"] = path.name
+                if first:
+                    reconstructions[name], generated[name] = rebuilt, images
+                    histories[name] = curves
+                    variational = (
+                        {"latent_dim": autoencoder.latent_dim, "kl_weight": autoencoder.kl_weight}
+                        if configuration.variational
+                        else {}
+                    )
+                runs.append(run)
+                _say(
+                    quiet,
+                    f"{name}{suffix}: trained in {seconds:.1f} s ({run['epochs_run']} "
+                    f"epochs); on {len(x_test)} test images: "
+                    + ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
+                    + f"; {samples} samples: {describe_sample_scores(run['samples'])}",
+                )
+                del trainer, autoencoder
+            entries[name] = {
+                "name": name,
                 "description": configuration.description,
                 "schedule": configuration.schedule,
                 "normalization": configuration.normalization,
                 "activation": configuration.activation,
                 "variational": configuration.variational,
                 "fine_tune": configuration.fine_tune,
-                "metrics": {k: finite_or_none(v) for k, v in scores.items()},
-                "train_seconds": round(seconds, 3),
-                "epochs_run": len(curves["stage"]),
-                "epochs_by_stage": epochs_by_stage(curves["stage"]),
                 "paper_sum_squared_error": configuration.paper_error,
-                "history": curves,
+                **variational,
+                # The first seed's run, as before --seeds; then every seed's.
+                **{k: v for k, v in runs[0].items() if k != "seed"},
+                "seeds": runs,
+                "spread": seed_spread(runs),
             }
-            if configuration.variational:
-                entry["latent_dim"] = autoencoder.latent_dim
-                entry["kl_weight"] = autoencoder.kl_weight
-            density_path = output_dir / f"{configuration.name}_density.npz" if save_models else None
-            generated[configuration.name], entry["samples"] = sampler.sample(
-                trainer, configuration, density_path
-            )
-            if save_models:
-                path = output_dir / f"{configuration.name}.keras"
-                trainer.model.save(path)
-                entry["model"] = path.name
-            results["configurations"].append(entry)
-            _say(
-                quiet,
-                f"{configuration.name}: trained in {seconds:.1f} s; on "
-                f"{len(x_test)} test images: "
-                + ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
-                + f"; {samples} samples: {describe_sample_scores(entry['samples'])}",
-            )
-            del trainer, autoencoder
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
+    # Back in the order of `configurations` (--equal-time trains partners first).
+    names = [c.name for c in configurations]
+    results["configurations"] = [entries[n] for n in names]
+    reconstructions, generated, histories = (
+        {n: d[n] for n in names} for d in (reconstructions, generated, histories)
+    )
     results["held_out_real"] = sampler.held_out_real(x_test)
     _say(quiet, f"Held-out real faces: {describe_sample_scores(results['held_out_real'])}")
     _say(quiet, "\nDrawing the figures.")
@@ -434,11 +415,6 @@ def run_experiment(
 def _say(quiet, message):
     if not quiet:
         print(message, flush=True)
-
-
-def _is_dataset(data):
-    tf = sys.modules.get("tensorflow")
-    return tf is not None and isinstance(data, tf.data.Dataset)
 
 
 def _check_positive_int(name, value, allow_zero=False):

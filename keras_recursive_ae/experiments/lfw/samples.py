@@ -61,7 +61,7 @@ class SampleScorer:
             self._train_sharpness = mean_sharpness(self.train)
         return self._train_sharpness
 
-    def sample(self, trainer, configuration, density_path=None):
+    def sample(self, trainer, configuration, density_path=None, seed=None):
         """Generates and scores one trained configuration's images.
 
         Args:
@@ -69,24 +69,27 @@ class SampleScorer:
             configuration: Its `Configuration`.
             density_path: Optional `.npz` path to save a fitted density to
                 (with `--save-models`, beside the model).
+            seed: Optional seed of this configuration's mixture and codes
+                (`--seeds`: each model seed's). Defaults to `None` (`seed`).
 
         Returns:
             A tuple `(images, record)`: the float32 images, and the record
             for `results.json` (where the codes came from, the seconds the
             fit and the decoding took, and the scores of `score_samples`).
         """
+        seed = self.seed if seed is None else seed
         start = time.perf_counter()
         record = {"density": "N(0, I)", "density_components": None}
         if not configuration.variational:
             components = min(self.components, self.num_train)
             trainer.fit_latent_density(
-                self.train, components, batch_size=self.batch_size, seed=self.seed
+                self.train, components, batch_size=self.batch_size, seed=seed
             )
             record = {"density": "gaussian_mixture", "density_components": components}
             if density_path is not None:
                 trainer.latent_density.save(density_path)
                 record["density_file"] = density_path.name
-        images = np.asarray(trainer.generate(self.num_samples, seed=self.seed), dtype="float32")
+        images = np.asarray(trainer.generate(self.num_samples, seed=seed), dtype="float32")
         record["seconds"] = round(time.perf_counter() - start, 3)
         record.update(score_samples(images, self.train, self.train_sharpness))
         return images, record
