@@ -15,6 +15,7 @@ from keras_recursive_ae.arguments import (
 from keras_recursive_ae.images import image_batch_shape
 from keras_recursive_ae.levels import levels_of
 from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
+from keras_recursive_ae.phase_compile import phase_compile_args
 from keras_recursive_ae.run import FitOptions, Phase, TrainingRun
 from keras_recursive_ae.stage import JointModel, StageModel
 from keras_recursive_ae.stage_inputs import StageInputCache
@@ -22,9 +23,6 @@ from keras_recursive_ae.symmetric_autoencoder import SymmetricAutoencoder
 from keras_recursive_ae.training_data import TrainingData
 
 SCHEDULES = ("greedy", "joint", "end_to_end")
-# The fine-tuning pass's default learning rate, as a fraction of the stages'
-# (measured: docs/schedules.md).
-FINE_TUNE_LEARNING_RATE_SCALE = 0.1
 
 
 class RecursiveTrainer:
@@ -469,7 +467,8 @@ class RecursiveTrainer:
                 for level, count in enumerate(epochs_per_level(epochs, depth), start=1)
             ]
             if fine_tune_epochs:
-                self._fine_tuning_optimizer()  # refuses a schedule before any training
+                # Refuses a learning-rate schedule it cannot scale before any training.
+                phase_compile_args(self._compile_args, self._fine_tune_optimizer, True)
                 phases.append(Phase(depth + 1, None, "Fine-tuning", fine_tune_epochs))
             return phases
         check_int(epochs, "epochs")
@@ -518,10 +517,10 @@ class RecursiveTrainer:
         before = autoencoder.model.get_weights()
         with _frozen(frozen):
             model = self._phase_model(phase)
-            compile_args = _fresh_compile_args(self._compile_args)
-            if phase.stage > self.depth and self.schedule == "greedy":
-                compile_args["optimizer"] = self._fine_tuning_optimizer()
-            model.compile(**compile_args)
+            fine_tuning = phase.level is None and self.schedule == "greedy"
+            model.compile(
+                **phase_compile_args(self._compile_args, self._fine_tune_optimizer, fine_tuning)
+            )
             # Built here rather than inside the first traced step, where
             # TensorFlow would then trace the step a second time.
             model.optimizer.build(model.trainable_variables)
@@ -555,20 +554,6 @@ class RecursiveTrainer:
                 # phases before it keep theirs.
                 autoencoder.model.set_weights(before)
                 raise
-
-    def _fine_tuning_optimizer(self):
-        if self._fine_tune_optimizer is not None:
-            return _fresh(self._fine_tune_optimizer)
-        config = keras.optimizers.serialize(keras.optimizers.get(self._compile_args["optimizer"]))
-        rate = config["config"]["learning_rate"]
-        if not isinstance(rate, (int, float)):
-            raise ValueError(
-                "The fine-tuning pass runs at a tenth of the optimizer's learning rate, "
-                "which is a schedule here: pass `fine_tune_optimizer=` to `compile`. "
-                f"Received: learning_rate={rate!r}"
-            )
-        config["config"]["learning_rate"] = rate * FINE_TUNE_LEARNING_RATE_SCALE
-        return keras.optimizers.deserialize(config)
 
 
 def _refuse(**arguments):
@@ -619,21 +604,6 @@ def _optimizer_of(model, optimizer):
         yield
     finally:
         model.optimizer = previous
-
-
-def _fresh_compile_args(compile_args):
-    """A copy of the compile arguments with new optimizer and metric states."""
-    args = dict(compile_args)
-    args["optimizer"] = _fresh(args["optimizer"])
-    if args.get("metrics") is not None:
-        args["metrics"] = [_fresh(metric) for metric in args["metrics"]]
-    return args
-
-
-def _fresh(obj):
-    if isinstance(obj, str) or obj is None or (callable(obj) and not hasattr(obj, "get_config")):
-        return obj
-    return keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(obj))
 
 
 def _declared_input_shape(encoder):
