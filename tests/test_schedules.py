@@ -213,3 +213,23 @@ def test_a_learning_rate_schedule_needs_an_explicit_fine_tune_optimizer():
     assert history.history["stage"] == [1, 2, 3]
     with pytest.raises(ValueError, match="nadamm"):
         trainer.compile(fine_tune_optimizer="nadamm")
+
+
+def _held_out_sse(model, images):
+    rebuilt = model.predict(images, batch_size=64, verbose=0)
+    return float(np.mean(np.sum((rebuilt - images) ** 2, axis=(1, 2, 3))))
+
+
+@pytest.mark.slow
+def test_fine_tuning_by_default_improves_a_well_trained_greedy_model(lfw_dir):
+    # A fresh Adam at the stages' rate (the default before) took this greedy
+    # model from 311 to 449 per held-out face in one epoch.
+    splits = load_lfw(lfw_dir, image_size=64, max_images=500, validation_split=0.0, seed=0)
+    train, held_out = splits.numpy("train"), splits.numpy("test")
+    keras.utils.set_random_seed(0)
+    trainer = RecursiveTrainer(MirroredConvStack.paper(input_shape=(64, 64, 3)))
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    trainer.fit(train, epochs=8, batch_size=32, verbose=0)
+    greedy = _held_out_sse(trainer.model, held_out)
+    trainer.fit(train, epochs=0, fine_tune_epochs=1, batch_size=32, verbose=0)
+    assert _held_out_sse(trainer.model, held_out) < 0.9 * greedy
