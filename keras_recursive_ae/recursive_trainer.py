@@ -13,7 +13,7 @@ from keras_recursive_ae.arguments import (
     standardize_level_weights,
 )
 from keras_recursive_ae.images import image_batch_shape
-from keras_recursive_ae.levels import levels_of
+from keras_recursive_ae.levels import levels_of, warn_about_dropout
 from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
 from keras_recursive_ae.phase_compile import phase_compile_args
 from keras_recursive_ae.run import FitOptions, Phase, TrainingRun
@@ -188,6 +188,8 @@ class RecursiveTrainer:
     def _set_autoencoder(self, autoencoder):
         self._autoencoder = autoencoder
         self.level_weights = standardize_level_weights(self._level_weights, autoencoder.depth)
+        if self.schedule == "greedy":
+            warn_about_dropout(autoencoder)
 
     @property
     def autoencoder(self):

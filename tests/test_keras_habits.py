@@ -1,6 +1,7 @@
 """A greedy fit is one Keras training run: the user's callbacks, arguments and models."""
 
 import csv
+import warnings
 
 import keras
 import numpy as np
@@ -295,3 +296,15 @@ def test_integer_and_out_of_range_images_are_refused_and_left_as_they_were(data,
     with pytest.raises(ValueError, match=message):
         trainer.fit(arguments["x"], validation_data=arguments["validation_data"], verbose=0)
     np.testing.assert_array_equal(data, before)
+
+
+def test_greedy_training_of_levels_with_dropout_warns_naming_them():
+    with pytest.warns(UserWarning, match=r"encoder level 1, encoder level 2, decoder level 2 "):
+        RecursiveTrainer(*_users_conv_pair())
+    for schedule in ("end_to_end", "joint"):  # only greedy stages train around it badly
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            RecursiveTrainer(*_users_conv_pair(), schedule=schedule)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RecursiveTrainer(MirroredConvStack(filters=(4, 8), input_shape=(8, 8, 1)))
