@@ -54,9 +54,9 @@ def epochs_per_level(epochs, depth):
 
 
 def standardize_level_weights(level_weights, depth):
-    """One non-negative weight per level, not all zero; `None` gives ones."""
+    """One non-negative weight per level, not all zero; `None` stays (the default)."""
     if level_weights is None:
-        return [1.0] * depth
+        return None
     weights = list(level_weights) if isinstance(level_weights, (list, tuple)) else None
     if (
         weights is None

@@ -74,9 +74,11 @@ class RecursiveTrainer:
         decoder_order: `"innermost_first"` (default) or `"outermost_first"`.
         schedule: `"greedy"` (default), `"joint"` or `"end_to_end"`.
         level_weights: for `"joint"`, one non-negative weight per level,
-            outermost first. Defaults to `1.0` for every level (the image
-            term and every inner term count the same). A zero removes that
-            level's term.
+            outermost first; a zero removes that level's term. Defaults to
+            `None`: the image term weighs 1 and each inner level's loss,
+            rescaled to count as a relative error (times
+            `var(T_0) / var(T_{k-1})`), weighs a ninth divided among the
+            inner levels. Equal weights learned far slower (docs/schedules.md).
         stop_target_gradients: for `"joint"`, whether the encoder targets
             `T_1..T_{n-1}` are held constant (default `True`): the encoder
             then learns only through the reconstruction paths and cannot

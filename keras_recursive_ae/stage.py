@@ -4,6 +4,11 @@ import keras
 
 from keras_recursive_ae.distribution import multi_worker_logs
 
+# The default joint loss: the inner levels' relative errors together weigh a
+# ninth of the image's, so the image term is 90% of the loss at equal
+# relative errors.
+INNER_LEVELS_WEIGHT = 1 / 9
+
 
 class StageModel(keras.Model):
     """Encoder level `k` followed by decoder level `k`, trained to rebuild `T_{k-1}`.
@@ -60,8 +65,12 @@ class JointModel(keras.Model):
 
     Args:
         autoencoder: the `SymmetricAutoencoder` to train.
-        level_weights: one non-negative weight per level, outermost first; a
-            zero weight removes that level's term.
+        level_weights: one non-negative weight per level, outermost first (a
+            zero weight removes that level's term), or `None`: the image term
+            with weight 1, each inner level's loss rescaled by
+            `var(T_0) / var(T_{k-1})` (so it counts as a relative error, at
+            the image's scale) and the inner levels together weighted
+            `INNER_LEVELS_WEIGHT`.
         stop_target_gradients: whether the targets `T_{k-1}` (k >= 2) are
             held constant, so that the encoder learns only through the
             reconstruction paths and cannot shrink its own targets.
@@ -74,10 +83,10 @@ class JointModel(keras.Model):
         depth = autoencoder.depth
         rebuilt, targets = tensors[:depth], [images] + tensors[depth:]
         super().__init__(images, (rebuilt, targets), name=name)
-        self.level_weights = list(level_weights)
+        self.level_weights = None if level_weights is None else list(level_weights)
         self.stop_target_gradients = stop_target_gradients
         self.level_trackers = [
-            keras.metrics.Mean(name=f"level_{k}_loss") for k in range(1, len(level_weights) + 1)
+            keras.metrics.Mean(name=f"level_{k}_loss") for k in range(1, depth + 1)
         ]
         self.level_loss = None
 
@@ -97,11 +106,22 @@ class JointModel(keras.Model):
             losses.append(keras.ops.mean(value))
         return losses
 
+    def _relative_weights(self, targets):
+        # Inner tensors have their own scales; as relative errors every level
+        # counts alike, and the image keeps most of the loss (measured:
+        # docs/schedules.md, "Joint").
+        variances = [
+            keras.ops.var(keras.ops.stop_gradient(keras.ops.cast(t, "float32"))) for t in targets
+        ]
+        inner = INNER_LEVELS_WEIGHT / max(len(targets) - 1, 1)
+        return [1.0] + [inner * variances[0] / (v + 1e-12) for v in variances[1:]]
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        weights = self.level_weights or self._relative_weights(y_pred[1])
         total = sum(
             weight * loss
-            for weight, loss in zip(self.level_weights, self._level_losses(y_pred))
-            if weight != 0
+            for weight, loss in zip(weights, self._level_losses(y_pred))
+            if not isinstance(weight, float) or weight != 0
         )
         for loss in self.losses:
             total = total + keras.ops.cast(loss, "float32")

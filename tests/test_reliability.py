@@ -280,7 +280,7 @@ def test_recursive_trainer_names_every_invalid_argument(argument, value):
         )
     else:
         build = lambda: RecursiveTrainer(stack, **{argument: value})
-    if argument == "level_weights" and value is None:  # the default: equal weights
+    if argument == "level_weights" and value is None:  # the default: relative errors
         build()
         return
     with pytest.raises((ValueError, TypeError), match=f"{argument}="):
