@@ -20,7 +20,9 @@
 
 import doctest
 import importlib
+import importlib.util
 import inspect
+import json
 import os
 import pathlib
 import re
@@ -310,3 +312,42 @@ def test_site_builds_strictly(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert (tmp_path / "api" / "recursive-trainer" / "index.html").exists()
+
+
+def test_schedule_map_draws_one_bar_per_configuration_and_budget(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "plot_schedule_map", DOCS_DIR / "figures" / "plot_schedule_map.py"
+    )
+    plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot)
+
+    def run(path, configurations):
+        results = {"data": {"image_shape": [32, 32, 3]}, "configurations": configurations}
+        path.write_text(json.dumps(results))
+        return path
+
+    spread = {"metrics": {"sum_squared_error": {"mean": 2, "min": 1, "max": 4, "count": 3}}}
+    equal_time = [{"equal_time": {"partner": "recursive"}}]
+    first = run(
+        tmp_path / "a.json",
+        [
+            {"name": "stacked", "spread": spread, "seeds": [{}]},
+            {"name": "recursive", "metrics": {"sum_squared_error": 5.0}},
+        ],
+    )
+    second = run(
+        tmp_path / "b.json",
+        [
+            {"name": "stacked", "spread": spread, "seeds": equal_time},
+            {"name": "recursive", "metrics": {"sum_squared_error": 9.0}},  # drawn already
+        ],
+    )
+    assert plot.bars([first, second]) == {
+        32: [
+            ("stacked", 2, 1, 4, 3),
+            ("recursive", 5.0, 5.0, 5.0, 1),
+            ("stacked (equal time)", 2, 1, 4, 3),
+        ]
+    }
+    plot.main(str(tmp_path / "map.png"), first, second)
+    assert (tmp_path / "map.png").stat().st_size > 0
