@@ -35,14 +35,16 @@ def phase_compile_args(compile_args, fine_tune_optimizer=None, fine_tuning=False
 
 def _scaled_learning_rate(optimizer):
     config = keras.optimizers.serialize(keras.optimizers.get(optimizer))
-    rate = config["config"]["learning_rate"]
+    # A LossScaleOptimizer (mixed precision) keeps the rate in the one it wraps.
+    inner = config["config"].get("inner_optimizer", config)
+    rate = inner["config"]["learning_rate"]
     if not isinstance(rate, (int, float)):
         raise ValueError(
             "The fine-tuning pass runs at a tenth of the optimizer's learning rate, "
             "which is a schedule here: pass `fine_tune_optimizer=` to `compile`. "
             f"Received: learning_rate={rate!r}"
         )
-    config["config"]["learning_rate"] = rate * FINE_TUNE_LEARNING_RATE_SCALE
+    inner["config"]["learning_rate"] = rate * FINE_TUNE_LEARNING_RATE_SCALE
     return keras.optimizers.deserialize(config)
 
 

@@ -184,6 +184,12 @@ def test_fine_tuning_runs_at_a_tenth_of_the_learning_rate_by_default():
     rates.seen.clear()
     trainer.fit(x, epochs=[0, 1], fine_tune_epochs=1, batch_size=8, callbacks=[rates], verbose=0)
     assert rates.seen == [("RMSprop", 1e-3), ("RMSprop", 1e-4)]
+    # A LossScaleOptimizer (mixed precision) stays one; the rate it wraps is scaled.
+    scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(5e-3))
+    trainer.compile(optimizer=scaled)
+    rates.seen.clear()
+    trainer.fit(x, epochs=[0, 1], fine_tune_epochs=1, batch_size=8, callbacks=[rates], verbose=0)
+    assert rates.seen == [("LossScaleOptimizer", 5e-3), ("LossScaleOptimizer", 5e-4)]
 
 
 def test_fine_tune_optimizer_is_the_fine_tuning_pass_s_own():
