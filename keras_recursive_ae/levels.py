@@ -119,7 +119,7 @@ def block_name(block):
     return getattr(block, "name", None) or getattr(block, "__name__", None) or repr(block)
 
 
-def warn_about_dropout(autoencoder):
+def warn_about_dropout(autoencoder, stacklevel=2):
     """Warns when levels to be trained greedily contain Dropout (measured to hurt)."""
     found = [
         f"{side} level {level}"
@@ -138,5 +138,5 @@ def warn_about_dropout(autoencoder):
             "32x32 this made greedy's held-out error 2.4 times larger (docs/schedules.md, "
             "'Why greedy can lose'). Remove Dropout for greedy training, or use "
             "schedule='end_to_end' or fit(..., fine_tune_epochs=N).",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )

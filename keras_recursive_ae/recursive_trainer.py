@@ -184,14 +184,16 @@ class RecursiveTrainer:
                 input_shape=input_shape,
                 decoder_order=self._decoder_order,
                 name="recursive_autoencoder",
-            )
+            ),
+            stacklevel=5,
         )
 
-    def _set_autoencoder(self, autoencoder):
+    def _set_autoencoder(self, autoencoder, stacklevel=4):
         self._autoencoder = autoencoder
         self.level_weights = standardize_level_weights(self._level_weights, autoencoder.depth)
         if self.schedule == "greedy":
-            warn_about_dropout(autoencoder)
+            # The warning points at the user's call (RecursiveTrainer or fit).
+            warn_about_dropout(autoencoder, stacklevel)
 
     @property
     def autoencoder(self):

@@ -114,7 +114,8 @@ class JointModel(keras.Model):
             keras.ops.var(keras.ops.stop_gradient(keras.ops.cast(t, "float32"))) for t in targets
         ]
         inner = INNER_LEVELS_WEIGHT / max(len(targets) - 1, 1)
-        return [1.0] + [inner * variances[0] / (v + 1e-12) for v in variances[1:]]
+        # The epsilon keeps a constant (e.g. dead) tensor from taking over the loss.
+        return [1.0] + [inner * variances[0] / (v + 1e-6) for v in variances[1:]]
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         weights = self.level_weights or self._relative_weights(y_pred[1])

@@ -299,8 +299,11 @@ def test_integer_and_out_of_range_images_are_refused_and_left_as_they_were(data,
 
 
 def test_greedy_training_of_levels_with_dropout_warns_naming_them():
-    with pytest.warns(UserWarning, match=r"encoder level 1, encoder level 2, decoder level 2 "):
+    with pytest.warns(
+        UserWarning, match=r"encoder level 1, encoder level 2, decoder level 2 "
+    ) as seen:
         RecursiveTrainer(*_users_conv_pair())
+    assert seen[0].filename == __file__  # it points at the user's line
     for schedule in ("end_to_end", "joint"):  # only greedy stages train around it badly
         with warnings.catch_warnings():
             warnings.simplefilter("error")
