@@ -124,7 +124,7 @@ def main(argv=None):
 
     keras.utils.set_random_seed(args.seed)
     trainer = build_trainer(args, image_shape)
-    curve = ttq._curve_callback(trainer.model, data["x_test"], "greedy")
+    curve = ttq.curve_callback(trainer.model, data["x_test"], "greedy")
     curve.start()
     trainer.fit(data["train"], epochs=args.epochs, verbose=0, callbacks=[curve])
     greedy = {"wall_s": curve.training_seconds(), "sse": curve.points[-1]["sse"]}
@@ -136,7 +136,7 @@ def main(argv=None):
         tuned = build_trainer(args, image_shape, rate)
         tuned.model.set_weights(greedy_weights)
         label = f"fine-tune {rate}"
-        curve = ttq._curve_callback(tuned.model, data["x_test"], label)
+        curve = ttq.curve_callback(tuned.model, data["x_test"], label)
         curve.start()
         tuned.fit(
             data["train"],

@@ -79,7 +79,7 @@ def run(args, data, initial_weights, weighting):
         trainer = RecursiveTrainer(stack, schedule="joint", level_weights=weights)
     trainer.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss="mse")
     label = "end_to_end" if weighting is None else f"joint {weighting}"
-    curve = ttq._curve_callback(trainer.model, data["x_test"], label)
+    curve = ttq.curve_callback(trainer.model, data["x_test"], label)
     curve.start()
     trainer.fit(data["train"], epochs=args.epochs, verbose=0, callbacks=[curve])
     return {"run": label, "curve": curve.points}

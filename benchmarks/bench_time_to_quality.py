@@ -370,7 +370,7 @@ def held_out_sse(model, x_test):
     return total / len(x_test)
 
 
-def _curve_callback(scored, x_test, label, stop=None):
+def curve_callback(scored, x_test, label, stop=None):
     """A Keras callback that scores `scored` after every epoch, its time excluded."""
     import keras
 
@@ -430,7 +430,7 @@ def run_greedy(args, data, initial_weights, fine_tune_epochs):
     stack = _fresh_stack(data["info"]["image_shape"], initial_weights)
     trainer = RecursiveTrainer(stack)
     trainer.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss="mse")
-    curve = _curve_callback(trainer.model, data["x_test"], "greedy")
+    curve = curve_callback(trainer.model, data["x_test"], "greedy")
     options = {"batch_size": args.batch_size} if data["numpy"] else {}
     curve.start()
     trainer.fit(
@@ -456,7 +456,7 @@ def run_plain(args, data, initial_weights, rows):
     def stop(curve):
         return should_stop(curve, rows)
 
-    curve = _curve_callback(model, data["x_test"], "plain", stop)
+    curve = curve_callback(model, data["x_test"], "plain", stop)
     curve.start()
     if data["numpy"]:
         x = data["train"]
