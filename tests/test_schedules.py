@@ -247,7 +247,7 @@ def test_joint_default_weighs_inner_levels_as_relative_errors_a_ninth_in_all():
     trainer = RecursiveTrainer(stack, schedule="joint")
     trainer.compile(optimizer=keras.optimizers.SGD(0.0))  # no step: same weights
     logs = trainer.fit(x, epochs=1, batch_size=8, shuffle=False, verbose=0).history
-    tensors = [np.asarray(t) for t in stack.level_tensors_model()(x)]
+    tensors = stack.level_tensors_model().predict(x, verbose=0)
     variances = [x.var()] + [t.var() for t in tensors[3:]]  # T_0, T_1, T_2
     expected = logs["level_1_loss"][0] + sum(
         (1 / 9) / 2 * variances[0] / variances[k - 1] * logs[f"level_{k}_loss"][0] for k in (2, 3)
