@@ -31,7 +31,7 @@ import pathlib
 import sys
 
 import bench_time_to_quality as ttq
-from bench_common import machine, positive_float, positive_int
+from bench_common import add_lfw_arguments, held_out_split, machine, positive_float, positive_int
 
 NORMALIZATIONS = ("none", "batch", "shared")
 
@@ -59,17 +59,7 @@ def parse_rates(text):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=str(ttq.DEFAULT_LFW), help="LFW folder or .tgz")
-    parser.add_argument(
-        "--images", type=positive_int("--images", 0), default=0, help="0 (default): all"
-    )
-    parser.add_argument("--image-size", type=positive_int("--image-size"), default=128)
-    parser.add_argument(
-        "--test-images",
-        type=positive_int("--test-images", 0),
-        default=0,
-        help="held-out faces to score (0, the default: all of them)",
-    )
+    add_lfw_arguments(parser, images=0, image_size=128)
     parser.add_argument("--epochs", type=positive_int("--epochs"), default=3)
     parser.add_argument("--fine-tune-epochs", type=positive_int("--fine-tune-epochs"), default=2)
     parser.add_argument(
@@ -88,8 +78,6 @@ def parse_args(argv=None):
         args.fine_tune_rates = parse_rates(args.fine_tune_rates)
     except ValueError as error:
         parser.error(str(error))
-    # What bench_time_to_quality.load_data reads.
-    args.numpy, args.data_npz, args.save_npz = False, None, None
     return args
 
 
@@ -118,7 +106,8 @@ def main(argv=None):
     args = parse_args(argv)
     import keras
 
-    data = ttq.load_data(args)
+    splits, x_test, info = held_out_split(args)
+    data = {"train": splits.train, "x_test": x_test, "info": info}
     print(f"# {machine()}; data: {json.dumps(data['info'])}", flush=True)
     image_shape = data["info"]["image_shape"]
 

@@ -64,11 +64,7 @@ import os
 import pathlib
 import sys
 
-from bench_common import machine, positive_float, positive_int
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-DEFAULT_LFW = REPO_ROOT.parent / "shared" / "data" / "lfw"
-TEST_SPLIT = 0.1
+from bench_common import add_lfw_arguments, held_out_split, machine, positive_float, positive_int
 
 # name: (batch norm, dropout in the encoder levels, dropout in the decoder levels)
 VARIANTS = {
@@ -108,17 +104,7 @@ def _filters(parser, text):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=str(DEFAULT_LFW), help="LFW folder or .tgz")
-    parser.add_argument(
-        "--images", type=positive_int("--images", 0), default=4000, help="0: all 13,233"
-    )
-    parser.add_argument("--image-size", type=positive_int("--image-size"), default=32)
-    parser.add_argument(
-        "--test-images",
-        type=positive_int("--test-images", 0),
-        default=0,
-        help="held-out faces to score (0, the default: all of them)",
-    )
+    add_lfw_arguments(parser, images=4000, image_size=32)
     parser.add_argument(
         "--parts",
         default=",".join(PARTS),
@@ -519,26 +505,8 @@ def run_paper(args, x_train, x_test):
 
 def load_data(args):
     """`(x_train, x_test, info)`: NumPy arrays of the train and held-out faces."""
-    from keras_recursive_ae.lfw import load_lfw
-
-    splits = load_lfw(
-        args.data_dir,
-        image_size=args.image_size,
-        max_images=args.images or None,
-        validation_split=0.0,
-        test_split=TEST_SPLIT,
-        seed=args.seed,
-    )
+    splits, x_test, info = held_out_split(args)
     x_train = splits.numpy("train")
-    x_test = splits.numpy("test", max_images=args.test_images or None)
-    test_paths = splits.paths["test"][: len(x_test)]
-    info = {
-        "source": splits.source,
-        "num_train": len(x_train),
-        "num_test": len(x_test),
-        "test_people": len({pathlib.Path(p).parent.name for p in test_paths}),
-        "image_shape": list(x_train.shape[1:]),
-    }
     return x_train, x_test, info
 
 

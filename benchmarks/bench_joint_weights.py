@@ -25,22 +25,12 @@ import pathlib
 import sys
 
 import bench_time_to_quality as ttq
-from bench_common import machine, positive_float, positive_int
+from bench_common import add_lfw_arguments, held_out_split, machine, positive_float, positive_int
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=str(ttq.DEFAULT_LFW), help="LFW folder or .tgz")
-    parser.add_argument(
-        "--images", type=positive_int("--images", 0), default=4000, help="0: all 13,233"
-    )
-    parser.add_argument("--image-size", type=positive_int("--image-size"), default=32)
-    parser.add_argument(
-        "--test-images",
-        type=positive_int("--test-images", 0),
-        default=0,
-        help="held-out faces to score (0, the default: all of them)",
-    )
+    add_lfw_arguments(parser, images=4000, image_size=32)
     parser.add_argument("--epochs", type=positive_int("--epochs"), default=3)
     parser.add_argument(
         "--weightings",
@@ -58,8 +48,6 @@ def parse_args(argv=None):
             "--weightings must name 'default' or 'equal', comma separated. "
             f"Received: --weightings {','.join(args.weightings)!r}"
         )
-    # What bench_time_to_quality.load_data reads.
-    args.numpy, args.data_npz, args.save_npz = False, None, None
     return args
 
 
@@ -91,7 +79,8 @@ def main(argv=None):
 
     from keras_recursive_ae import MirroredConvStack
 
-    data = ttq.load_data(args)
+    splits, x_test, info = held_out_split(args)
+    data = {"train": splits.train, "x_test": x_test, "info": info}
     print(f"# {machine()}; data: {json.dumps(data['info'])}", flush=True)
     keras.utils.set_random_seed(args.seed)
     stack = MirroredConvStack.paper(input_shape=tuple(data["info"]["image_shape"]))

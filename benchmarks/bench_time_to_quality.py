@@ -69,16 +69,14 @@ import platform
 import sys
 import time
 
-from bench_common import machine, positive_float, positive_int
+from bench_common import add_lfw_arguments, held_out_split, machine, positive_float, positive_int
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-DEFAULT_LFW = REPO_ROOT.parent / "shared" / "data" / "lfw"
 
 ROWS = ("greedy", "greedy_fine_tune", "plain")
 GREEDY_ROWS = ("greedy", "greedy_fine_tune")
 DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 GOAL = 0.25
-TEST_SPLIT = 0.1
 
 # `fit`'s `epochs` for the plain run: the scoring callback stops it long before.
 _PLAIN_EPOCH_LIMIT = 1_000_000
@@ -87,20 +85,7 @@ _SCORE_BATCH = 128
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=str(DEFAULT_LFW), help="LFW folder or .tgz")
-    parser.add_argument(
-        "--images",
-        type=positive_int("--images", 0),
-        default=0,
-        help="LFW faces to load, trained on and held out (0, the default: all 13,233)",
-    )
-    parser.add_argument("--image-size", type=positive_int("--image-size"), default=128)
-    parser.add_argument(
-        "--test-images",
-        type=positive_int("--test-images", 0),
-        default=0,
-        help="held-out faces to score, the first ones (0, the default: all of them)",
-    )
+    add_lfw_arguments(parser, images=0, image_size=128)
     parser.add_argument(
         "--epochs", type=positive_int("--epochs"), default=3, help="E: greedy epochs per stage"
     )
@@ -318,26 +303,7 @@ def load_data(args):
         info.update(num_test=len(x_test), test_people=None, image_shape=list(x_train.shape[1:]))
         return {"train": x_train, "x_test": x_test, "numpy": True, "info": info}
 
-    from keras_recursive_ae.lfw import load_lfw
-
-    splits = load_lfw(
-        args.data_dir,
-        image_size=args.image_size,
-        max_images=args.images or None,
-        validation_split=0.0,
-        test_split=TEST_SPLIT,
-        batch_size=args.batch_size,
-        seed=args.seed,
-    )
-    x_test = splits.numpy("test", max_images=args.test_images or None)
-    test_paths = splits.paths["test"][: len(x_test)]
-    info = {
-        "source": splits.source,
-        "num_train": splits.num_images["train"],
-        "num_test": len(x_test),
-        "test_people": len({pathlib.Path(p).parent.name for p in test_paths}),
-        "image_shape": list(splits.image_shape),
-    }
+    splits, x_test, info = held_out_split(args)
     train = splits.numpy("train") if args.numpy or args.save_npz else splits.train
     return {"train": train, "x_test": x_test, "numpy": args.numpy, "info": info}
 
