@@ -6,6 +6,7 @@ import pytest
 
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
 from keras_recursive_ae.lfw import load_lfw
+from keras_recursive_ae.metrics import sum_squared_error
 from keras_recursive_ae.stage import JointModel
 
 
@@ -223,7 +224,7 @@ def test_a_learning_rate_schedule_needs_an_explicit_fine_tune_optimizer():
 
 def _held_out_sse(model, images):
     rebuilt = model.predict(images, batch_size=64, verbose=0)
-    return float(np.mean(np.sum((rebuilt - images) ** 2, axis=(1, 2, 3))))
+    return float(np.mean(sum_squared_error(images, rebuilt)))
 
 
 @pytest.mark.slow
