@@ -135,14 +135,16 @@ def test_build_autoencoder_scales_the_architecture_and_applies_the_configuration
 
 
 @pytest.mark.parametrize(
-    "name, rebuilt_values", [("recursive_vae", 2 * 2 * 16), ("stacked_vae", 16 * 16 * 3)]
+    "name, kl_weight", [("recursive_vae", 0.1 / (2 * 2 * 16)), ("stacked_vae", 1 / (16 * 16 * 3))]
 )
-def test_vae_code_matches_the_plain_code_and_kl_weighs_per_rebuilt_value(name, rebuilt_values):
+def test_vae_code_matches_the_plain_code_and_kl_weighs_per_rebuilt_value(name, kl_weight):
+    # Greedy: a tenth of one over T_{n-1}'s values; the ELBO's one diverged
+    # at 128x128 on all of LFW (docs/results.md run F).
     stack = experiment.build_autoencoder(CONFIGURATIONS[name], (16, 16, 3), base_filters=4)
     config = stack.get_config()
     assert config["variational"] is True
     assert config["latent_dim"] == 1 * 1 * 32  # T_4 of the plain stack: 1x1x32
-    assert config["kl_weight"] == pytest.approx(1 / rebuilt_values)
+    assert config["kl_weight"] == pytest.approx(kl_weight)
     assert stack.shapes[-1] == (32,)
     given = experiment.build_autoencoder(
         CONFIGURATIONS[name], (16, 16, 3), base_filters=4, latent_dim=5, kl_weight=0.25

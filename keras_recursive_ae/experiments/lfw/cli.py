@@ -160,8 +160,8 @@ def build_parser(prog=MODULE_COMMAND):
         "--kl-weight",
         type=float,
         default=None,
-        help="KL weight of the VAEs (default: one over the number "
-        "of values the variational level's model rebuilds)",
+        help="KL weight of the VAEs (default: one over the number of values of "
+        "the image end to end; greedy, a tenth over the number of values of T_{n-1})",
     )
     parser.add_argument(
         "--merge",

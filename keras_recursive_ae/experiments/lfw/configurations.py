@@ -8,6 +8,15 @@ from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
 PAPER_IMAGE_SHAPE = (128, 128, 3)
 """The image shape at which the paper's Table 1 numbers are comparable."""
 
+GREEDY_KL_SCALE = 0.1
+"""The greedy VAE's KL weight, times the number of values of `T_{n-1}`.
+
+At one over that number (the ELBO's balance) the innermost stage diverged at
+128x128 on all of LFW (its loss 0.47, then 31.2 in its second epoch) and the
+model rebuilt every face as noise; a tenth of it trains stably
+(`benchmarks/bench_vae_kl.py`, docs/results.md run F).
+"""
+
 
 @dataclasses.dataclass(frozen=True)
 class Configuration:
@@ -190,12 +199,13 @@ def build_autoencoder(
             code `T_n` (256 at 32x32, 1024 at 128x128), so every
             configuration has the same bottleneck.
         kl_weight: Optional weight of a variational configuration's KL term.
-            Defaults to `None`: one over the number of values that the
-            variational level's model rebuilds (the image for `end_to_end`,
-            `T_{n-1}` for the greedy stage that trains the bottleneck), so
-            with the mean squared error the loss is, up to a constant
-            factor, the negative ELBO of a unit-variance Gaussian likelihood
-            on that tensor.
+            Defaults to `None`: end to end, one over the number of values
+            of the image, so with the mean squared error the loss is, up to
+            a constant factor, a negative ELBO with a Gaussian likelihood;
+            greedy, `GREEDY_KL_SCALE` (a tenth) over the number of values of
+            `T_{n-1}`, which the stage that trains the bottleneck rebuilds:
+            at the ELBO's balance that stage diverged at 128x128 on all of
+            LFW.
 
     Returns:
         A `MirroredConvStack`.
@@ -226,7 +236,9 @@ def build_autoencoder(
         if latent_dim is None:
             latent_dim = math.prod(shapes[-1])
         if kl_weight is None:
-            rebuilt = shapes[-2] if configuration.schedule == "greedy" else shapes[0]
-            kl_weight = 1.0 / math.prod(rebuilt)
+            if configuration.schedule == "greedy":
+                kl_weight = GREEDY_KL_SCALE / math.prod(shapes[-2])
+            else:
+                kl_weight = 1.0 / math.prod(shapes[0])
         options.update(variational=True, latent_dim=int(latent_dim), kl_weight=float(kl_weight))
     return MirroredConvStack.paper(**preset, **options)
