@@ -9,7 +9,7 @@ Then, from those same outer levels and the same initial innermost level
 each time, the innermost (variational) stage alone is trained for E epochs
 through the library (`trainer.fit(..., epochs=[0, ..., 0, E])`) once per
 KL weight, given as a multiple of one over the number of values of
-`T_{n-1}` (`--kl-scales`; 1 is the ELBO's balance with `"mse"`, 0.1 the
+`T_{n-1}` (`--kl-scales`; 1 is the ELBO's balance with `"mse"`, 0.01 the
 runner's default `GREEDY_KL_SCALE`). For each it reports the stage's loss
 per epoch, its largest batch loss after the first epoch (a divergence shows
 there), and the held-out faces' sum of squared error per image after every

@@ -161,7 +161,7 @@ def build_parser(prog=MODULE_COMMAND):
         type=float,
         default=None,
         help="KL weight of the VAEs (default: one over the number of values of "
-        "the image end to end; greedy, a tenth over the number of values of T_{n-1})",
+        "the image end to end; greedy, a hundredth over the number of values of T_{n-1})",
     )
     parser.add_argument(
         "--merge",
