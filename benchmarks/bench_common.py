@@ -61,6 +61,14 @@ def machine():
     return f"{cores} cores ({cpu}), {memory:.0f} GiB RAM, {platform.system()}"
 
 
+def add_training_arguments(parser, json_help="write every number and curve here"):
+    """`--batch-size` (32), `--learning-rate` (Adam's, 1e-3), `--seed` (0) and `--json`."""
+    parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=32)
+    parser.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=1e-3)
+    parser.add_argument("--seed", type=positive_int("--seed", 0), default=0)
+    parser.add_argument("--json", help=json_help)
+
+
 def add_lfw_arguments(parser, images, image_size):
     """`--data-dir`, `--images`, `--image-size` and `--test-images`, with these defaults."""
     parser.add_argument("--data-dir", default=str(DEFAULT_LFW), help="LFW folder or .tgz")

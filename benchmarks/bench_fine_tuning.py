@@ -31,7 +31,13 @@ import pathlib
 import sys
 
 import bench_time_to_quality as ttq
-from bench_common import add_lfw_arguments, held_out_split, machine, positive_float, positive_int
+from bench_common import (
+    add_lfw_arguments,
+    add_training_arguments,
+    held_out_split,
+    machine,
+    positive_int,
+)
 
 NORMALIZATIONS = ("none", "batch", "shared")
 
@@ -68,10 +74,7 @@ def parse_args(argv=None):
         help="Adam learning rates of the fine-tuning pass, or 'default' (comma separated)",
     )
     parser.add_argument("--normalization", choices=NORMALIZATIONS, default="none")
-    parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=32)
-    parser.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=1e-3)
-    parser.add_argument("--seed", type=positive_int("--seed", 0), default=0)
-    parser.add_argument("--json", help="write every number and curve here")
+    add_training_arguments(parser)
     parser.add_argument("--plot", help="write a PNG of held-out error against training time")
     args = parser.parse_args(argv)
     try:

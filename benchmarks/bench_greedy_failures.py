@@ -64,7 +64,14 @@ import os
 import pathlib
 import sys
 
-from bench_common import add_lfw_arguments, held_out_split, machine, positive_float, positive_int
+from bench_common import (
+    add_lfw_arguments,
+    add_training_arguments,
+    held_out_split,
+    machine,
+    positive_float,
+    positive_int,
+)
 
 # name: (batch norm, dropout in the encoder levels, dropout in the decoder levels)
 VARIANTS = {
@@ -139,10 +146,7 @@ def parse_args(argv=None):
         default=3,
         help="MirroredConvStack.paper: greedy epochs per stage and end-to-end epochs",
     )
-    parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=32)
-    parser.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=1e-3)
-    parser.add_argument("--seed", type=positive_int("--seed", 0), default=0)
-    parser.add_argument("--json", help="write every number here")
+    add_training_arguments(parser, json_help="write every number here")
     args = parser.parse_args(argv)
     args.parts = _names(parser, "--parts", args.parts, PARTS)
     args.variants = _names(parser, "--variants", args.variants, tuple(VARIANTS))

@@ -25,7 +25,13 @@ import pathlib
 import sys
 
 import bench_time_to_quality as ttq
-from bench_common import add_lfw_arguments, held_out_split, machine, positive_float, positive_int
+from bench_common import (
+    add_lfw_arguments,
+    add_training_arguments,
+    held_out_split,
+    machine,
+    positive_int,
+)
 
 
 def parse_args(argv=None):
@@ -37,10 +43,7 @@ def parse_args(argv=None):
         default="default,equal",
         help="joint runs, comma separated: 'default' (no level_weights) or 'equal' (ones)",
     )
-    parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=32)
-    parser.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=1e-3)
-    parser.add_argument("--seed", type=positive_int("--seed", 0), default=0)
-    parser.add_argument("--json", help="write every number and curve here")
+    add_training_arguments(parser)
     args = parser.parse_args(argv)
     args.weightings = [w.strip() for w in args.weightings.split(",") if w.strip()]
     if not args.weightings or set(args.weightings) - {"default", "equal"}:

@@ -31,7 +31,13 @@ import pathlib
 import sys
 
 import bench_time_to_quality as ttq
-from bench_common import add_lfw_arguments, held_out_split, machine, positive_float, positive_int
+from bench_common import (
+    add_lfw_arguments,
+    add_training_arguments,
+    held_out_split,
+    machine,
+    positive_int,
+)
 
 
 def parse_scales(text):
@@ -60,10 +66,7 @@ def parse_args(argv=None):
         default="1,0.1,0.01,0",
         help="KL weights, times the number of values of T_{n-1} (comma separated)",
     )
-    parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=32)
-    parser.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=1e-3)
-    parser.add_argument("--seed", type=positive_int("--seed", 0), default=0)
-    parser.add_argument("--json", help="write every number and curve here")
+    add_training_arguments(parser)
     args = parser.parse_args(argv)
     try:
         args.kl_scales = parse_scales(args.kl_scales)
