@@ -64,7 +64,12 @@ def machine():
 def add_training_arguments(parser, json_help="write every number and curve here"):
     """`--batch-size` (32), `--learning-rate` (Adam's, 1e-3), `--seed` (0) and `--json`."""
     parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=32)
-    parser.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=1e-3)
+    parser.add_argument(
+        "--learning-rate",
+        type=positive_float("--learning-rate"),
+        default=1e-3,
+        help="Adam's learning rate, for every run (default: 1e-3, the LFW experiment's)",
+    )
     parser.add_argument("--seed", type=positive_int("--seed", 0), default=0)
     parser.add_argument("--json", help=json_help)
 

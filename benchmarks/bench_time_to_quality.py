@@ -69,7 +69,14 @@ import platform
 import sys
 import time
 
-from bench_common import add_lfw_arguments, held_out_split, machine, positive_float, positive_int
+from bench_common import (
+    add_lfw_arguments,
+    add_training_arguments,
+    held_out_split,
+    machine,
+    positive_float,
+    positive_int,
+)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -95,13 +102,7 @@ def parse_args(argv=None):
         default=1,
         help="F: end-to-end epochs after the stages, for the greedy_fine_tune row",
     )
-    parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=32)
-    parser.add_argument(
-        "--learning-rate",
-        type=positive_float("--learning-rate"),
-        default=1e-3,
-        help="Adam's learning rate, for every run (default: 1e-3, the LFW experiment's)",
-    )
+    add_training_arguments(parser)
     parser.add_argument(
         "--budget",
         type=positive_float("--budget"),
@@ -109,7 +110,6 @@ def parse_args(argv=None):
         help="plain Keras gives up on a greedy row's error once its training time "
         "exceeds this many times that row's (default: 4)",
     )
-    parser.add_argument("--seed", type=positive_int("--seed", 0), default=0)
     parser.add_argument(
         "--dtype-policy",
         default="float32",
@@ -134,7 +134,6 @@ def parse_args(argv=None):
         "--save-npz",
         help="decode the faces into this .npz (x_train, x_test; uint8 where lossless) and exit",
     )
-    parser.add_argument("--json", help="write every number and curve here")
     parser.add_argument(
         "--plot", help="write a PNG of held-out SSE per image against training wall time"
     )
