@@ -78,7 +78,8 @@ class RecursiveTrainer:
             `None`: the image term weighs 1 and each inner level's loss,
             rescaled to count as a relative error (times
             `var(T_0) / var(T_{k-1})`), weighs a ninth divided among the
-            inner levels. Equal weights learned far slower (docs/schedules.md).
+            inner levels, never more than on the first batch (the encoder's
+            tensors may shrink as it trains). Measured in docs/schedules.md.
         stop_target_gradients: for `"joint"`, whether the encoder targets
             `T_1..T_{n-1}` are held constant (default `True`): the encoder
             then learns only through the reconstruction paths and cannot
@@ -530,6 +531,8 @@ class RecursiveTrainer:
             # Built here rather than inside the first traced step, where
             # TensorFlow would then trace the step a second time.
             model.optimizer.build(model.trainable_variables)
+            if isinstance(model, JointModel) and model.level_weights is None:
+                model.adapt(data.first_batch())
             run.restore_phase(index, model)
             first = run.start_of(index)
             train, validation = data.for_level(phase.level)

@@ -7,6 +7,7 @@ import sys
 import textwrap
 import time
 
+import keras
 import numpy as np
 import pytest
 from conftest import REPO_ROOT
@@ -105,6 +106,40 @@ def test_a_finished_run_is_not_trained_again(tmp_path):
     again = trainer.fit(x, epochs=2, batch_size=4, checkpoint_dir=tmp_path, verbose=0)
     assert again.history == first.history
     for a, b in zip(stack.model.get_weights(), weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_resumed_joint_run_keeps_the_level_weights_of_its_start(tmp_path):
+    x = np.random.default_rng(0).random((32, 16, 16, 3), dtype="float32")
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    def train(directory, callbacks=()):
+        keras.utils.set_random_seed(1)
+        stack = MirroredConvStack(filters=(4, 8, 8), input_shape=(16, 16, 3))
+        trainer = RecursiveTrainer(stack, schedule="joint")
+        trainer.compile(optimizer=keras.optimizers.SGD(0.5))
+        history = trainer.fit(
+            x,
+            epochs=4,
+            batch_size=8,
+            checkpoint_dir=directory,
+            callbacks=list(callbacks),
+            verbose=0,
+        )
+        return stack.model.get_weights(), history.history["loss"]
+
+    straight = train(tmp_path / "straight")
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "resumed", [Interrupt()])
+    # Weights fixed from the resumed model rather than restored would give
+    # another loss from epoch 3 on.
+    resumed = train(tmp_path / "resumed")
+    np.testing.assert_array_equal(straight[1], resumed[1])
+    for a, b in zip(straight[0], resumed[0]):
         np.testing.assert_array_equal(a, b)
 
 
