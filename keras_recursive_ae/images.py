@@ -127,7 +127,14 @@ def _dtype(data):
     return getattr(data, "dtype", None)
 
 
+def first_batch(data, batch_size):
+    """The first batch of images as an array: a dataset's own, or an array's first `batch_size`."""
+    if is_dataset(data):
+        for batch in data.take(1):
+            return np.asarray(images_of(batch))
+    return np.asarray(data[:batch_size])
+
+
 def dataset_batch_size(data):
     """The number of images in the first batch of a dataset."""
-    for batch in data.take(1):
-        return int(images_of(batch).shape[0])
+    return len(first_batch(data, None))

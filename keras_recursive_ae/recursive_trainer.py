@@ -12,7 +12,7 @@ from keras_recursive_ae.arguments import (
     epochs_per_level,
     standardize_level_weights,
 )
-from keras_recursive_ae.images import image_batch_shape
+from keras_recursive_ae.images import first_batch, image_batch_shape
 from keras_recursive_ae.levels import levels_of, warn_about_dropout
 from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
 from keras_recursive_ae.phase_compile import phase_compile_args
@@ -532,7 +532,7 @@ class RecursiveTrainer:
             # TensorFlow would then trace the step a second time.
             model.optimizer.build(model.trainable_variables)
             if isinstance(model, JointModel) and model.level_weights is None:
-                model.adapt(data.first_batch())
+                model.adapt(first_batch(data.x, data.batch_size))
             run.restore_phase(index, model)
             first = run.start_of(index)
             train, validation = data.for_level(phase.level)

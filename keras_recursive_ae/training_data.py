@@ -1,14 +1,12 @@
 """The data of one `fit`: the user's images, checked, and what each phase reads."""
 
 import keras
-import numpy as np
 
 from keras_recursive_ae import batches, callbacks
 from keras_recursive_ae.images import (
     check_images,
     check_values,
     dataset_batch_size,
-    images_of,
     is_dataset,
 )
 
@@ -90,12 +88,6 @@ class TrainingData:
             self.cache.free(kept)
         self._chains[argument] = (level, tensor)
         return tensor
-
-    def first_batch(self):
-        """The first batch of the training images, as an array."""
-        if is_dataset(self.x):
-            return np.asarray(images_of(next(iter(self.x.take(1)))))
-        return np.asarray(self.x[: self.batch_size])
 
     def fit_inputs(self, data, options, seed, first_epoch, epochs, validation=False):
         """`(data, steps_per_epoch)` for `keras.Model.fit`: the one route into it."""
