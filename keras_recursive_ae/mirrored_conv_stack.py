@@ -9,7 +9,7 @@ from keras_recursive_ae.arguments import check_choice, check_int
 from keras_recursive_ae.shared_batch_norm import SharedBatchNorm
 from keras_recursive_ae.symmetric_autoencoder import (
     SymmetricAutoencoder,
-    _standardize_input_shape,
+    standardize_input_shape,
 )
 from keras_recursive_ae.variational import VariationalBottleneck
 
@@ -134,7 +134,7 @@ class MirroredConvStack(keras.Model):
                 "Missing argument `input_shape`: the shape of one image, e.g. "
                 "(128, 128, 3). Received: input_shape=None"
             )
-        shape = list(_standardize_input_shape(input_shape))
+        shape = list(standardize_input_shape(input_shape))
         if len(shape) != 3:
             raise ValueError(
                 "Invalid value for argument `input_shape`. Expected (height, "

@@ -109,7 +109,7 @@ class SymmetricAutoencoder:
             raise ValueError(
                 f"The encoder needs at least one level. Received: encoder_blocks={encoder_blocks}"
             )
-        self.input_shape = _standardize_input_shape(input_shape)
+        self.input_shape = standardize_input_shape(input_shape)
         self.name = name
         self.encoder_blocks, self.decoder_blocks = encoder_blocks, decoder_blocks[::-1]
         self._build_graph()
@@ -297,7 +297,7 @@ def _single_tensor(output, side, level, block):
     return output
 
 
-def _standardize_input_shape(input_shape):
+def standardize_input_shape(input_shape):
     try:
         shape = tuple(int(d) for d in input_shape)
     except (TypeError, ValueError):
