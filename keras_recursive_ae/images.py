@@ -128,13 +128,18 @@ def _dtype(data):
 
 
 def first_batch(data, batch_size):
-    """The first batch of images as an array: a dataset's own, or an array's first `batch_size`."""
-    if is_dataset(data):
-        for batch in data.take(1):
-            return np.asarray(images_of(batch))
-    return np.asarray(data[:batch_size])
+    """The first batch of images as an array: an array's first `batch_size`, or a dataset's own.
+
+    `None` for an empty dataset.
+    """
+    if not is_dataset(data):
+        return np.asarray(data[:batch_size])
+    for batch in data.take(1):
+        return np.asarray(images_of(batch))
+    return None
 
 
 def dataset_batch_size(data):
-    """The number of images in the first batch of a dataset."""
-    return len(first_batch(data, None))
+    """The number of images in the first batch of a dataset; `None` if it is empty."""
+    batch = first_batch(data, None)
+    return None if batch is None else len(batch)

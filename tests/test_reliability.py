@@ -426,3 +426,16 @@ def test_metrics_take_any_pair_of_equal_image_batches_and_refuse_the_rest(
     with pytest.raises(ValueError) as error:
         getattr(metrics, metric)(y_true, y_pred)
     assert "y_true" in str(error.value) or "y_pred" in str(error.value), error.value
+
+
+def test_the_first_batch_of_an_empty_dataset_is_none_not_a_slicing_error():
+    from keras_recursive_ae import images
+
+    empty = tf.data.Dataset.from_tensor_slices(np.zeros((0, 4, 4, 1), "float32")).batch(2)
+    assert images.first_batch(empty, 2) is None
+    assert images.dataset_batch_size(empty) is None
+    x = np.arange(5 * 16, dtype="float32").reshape(5, 4, 4, 1)
+    np.testing.assert_array_equal(images.first_batch(x, 2), x[:2])
+    pairs = tf.data.Dataset.from_tensor_slices((x, x)).batch(3)
+    np.testing.assert_array_equal(images.first_batch(pairs, None), x[:3])
+    assert images.dataset_batch_size(pairs) == 3
