@@ -193,7 +193,7 @@ def run_prepare(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
 
-    from keras_recursive_ae.lfw import load_lfw
+    from keras_recursive_ae.datasets.lfw import load_lfw
 
     splits = load_lfw(
         args.data_dir,

@@ -99,7 +99,7 @@ def held_out_split(args):
     the held-out people are the test split, none of whom is trained on;
     `x_test` holds the first `--test-images` of them as a NumPy array.
     """
-    from keras_recursive_ae.lfw import load_lfw
+    from keras_recursive_ae.datasets.lfw import load_lfw
 
     splits = load_lfw(
         args.data_dir,

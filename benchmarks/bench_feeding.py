@@ -64,8 +64,8 @@ def main(argv=None):
     import tensorflow as tf
 
     from keras_recursive_ae import MirroredConvStack
-    from keras_recursive_ae.batches import SeededBatches, as_tf_dataset
-    from keras_recursive_ae.stage import StageModel
+    from keras_recursive_ae.trainers.seeded_batches import SeededBatches, as_tf_dataset
+    from keras_recursive_ae.trainers.stage_models import StageModel
 
     print(f"# bench_feeding {time.strftime('%Y-%m-%d %H:%M %Z')}")
     print(

@@ -1,7 +1,7 @@
 """Time and memory of recursive training against plain Keras, on real LFW faces.
 
 One invocation runs every variant on the same data (LFW JPEG files decoded
-by `keras_recursive_ae.lfw.load_lfw`'s `tf.data` pipeline, as a user would
+by `keras_recursive_ae.datasets.lfw.load_lfw`'s `tf.data` pipeline, as a user would
 feed them) and the same architecture (`MirroredConvStack.paper()`), each in
 a child process of its own so that peak memory is measured separately.
 `--repeats N` runs every variant N times, interleaved: each repeat runs
@@ -170,7 +170,7 @@ def variant_list(spec, jit=False):
 
 
 def _data(args):
-    from keras_recursive_ae.lfw import load_lfw
+    from keras_recursive_ae.datasets.lfw import load_lfw
 
     splits = load_lfw(
         args.data_dir,
@@ -203,7 +203,7 @@ def run_child(args):
     import numpy as np
 
     from keras_recursive_ae import RecursiveTrainer
-    from keras_recursive_ae.stage_inputs import StageInputCache
+    from keras_recursive_ae.trainers.stage_input_cache import StageInputCache
 
     variant = args.child
     keras.utils.set_random_seed(0)
@@ -311,7 +311,7 @@ def run_profile(args):
     import numpy as np
     import tensorflow as tf
 
-    from keras_recursive_ae.stage import StageModel
+    from keras_recursive_ae.trainers.stage_models import StageModel
 
     keras.utils.set_random_seed(0)
     stack = _stack(args, (args.image_size, args.image_size, 3))

@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer  # noqa: E402
-from keras_recursive_ae.lfw import load_lfw  # noqa: E402
+from keras_recursive_ae.datasets.lfw import load_lfw  # noqa: E402
 from keras_recursive_ae.metrics import sum_squared_error  # noqa: E402
 
 

@@ -3,7 +3,10 @@
 import importlib
 
 from keras_recursive_ae import generation, metrics
+from keras_recursive_ae.callbacks.reconstruction_logger import ReconstructionLogger
 from keras_recursive_ae.generation import LatentDensity, fit_latent_density, generate
+from keras_recursive_ae.layers.shared_batch_norm import SharedBatchNorm
+from keras_recursive_ae.layers.variational_bottleneck import VariationalBottleneck
 from keras_recursive_ae.metrics import (
     PSNR,
     SSIM,
@@ -15,12 +18,10 @@ from keras_recursive_ae.metrics import (
     ssim,
     sum_squared_error,
 )
-from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
-from keras_recursive_ae.reconstruction_logger import ReconstructionLogger
-from keras_recursive_ae.recursive_trainer import RecursiveTrainer
-from keras_recursive_ae.shared_batch_norm import SharedBatchNorm
-from keras_recursive_ae.symmetric_autoencoder import SymmetricAutoencoder
-from keras_recursive_ae.variational import VariationalBottleneck
+from keras_recursive_ae.models.mirrored_conv_stack import MirroredConvStack
+from keras_recursive_ae.models.symmetric_autoencoder import SymmetricAutoencoder
+from keras_recursive_ae.trainers.recursive_trainer import RecursiveTrainer
+from keras_recursive_ae.trainers.stage_input_cache import StageInputCache
 from keras_recursive_ae.version import __version__
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ReconstructionLogger",
     "RecursiveTrainer",
     "SharedBatchNorm",
+    "StageInputCache",
     "SymmetricAutoencoder",
     "VariationalBottleneck",
     "__version__",
@@ -58,7 +60,7 @@ _LAZY = {"lfw": None, "LFWSplits": "lfw", "load_lfw": "lfw"}
 def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module("keras_recursive_ae.lfw")
+    module = importlib.import_module("keras_recursive_ae.datasets.lfw")
     value = module if _LAZY[name] is None else getattr(module, name)
     globals()[name] = value
     return value

@@ -22,9 +22,9 @@ import os
 
 import numpy as np
 
-from keras_recursive_ae.arguments import check_int
-from keras_recursive_ae.images import check_images, check_values
-from keras_recursive_ae.variational import VariationalBottleneck
+from keras_recursive_ae.layers.variational_bottleneck import VariationalBottleneck
+from keras_recursive_ae.utils.arguments import check_int
+from keras_recursive_ae.utils.images import check_images, check_values
 
 _KEYS = ("weights", "means", "covariances", "code_shape")
 

@@ -37,7 +37,7 @@ DOCS_DIR = REPO_ROOT / "docs"
 PACKAGE = "keras_recursive_ae"
 # Modules whose public names are documented, besides the package itself.
 # A module listed here that is not in the checkout yet is left out.
-DOCUMENTED_MODULES = ("keras_recursive_ae.lfw", "keras_recursive_ae.metrics")
+DOCUMENTED_MODULES = ("keras_recursive_ae.datasets.lfw", "keras_recursive_ae.metrics")
 # How many LFW images the guides load in the test (their readers' default
 # is larger): enough for every split, small enough to train in seconds.
 GUIDE_MAX_IMAGES = 400

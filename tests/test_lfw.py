@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_recursive_ae import lfw as lfw_module
-from keras_recursive_ae.lfw import LFWSplits, load_lfw
+from keras_recursive_ae.datasets import lfw as lfw_module
+from keras_recursive_ae.datasets.lfw import LFWSplits, load_lfw
 
 LFW_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
 

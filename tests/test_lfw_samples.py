@@ -186,7 +186,7 @@ def test_greedy_samples_from_a_fitted_density_are_nearer_to_faces_than_noise(lfw
     samples = entry["samples"]
     assert samples["density"] == "gaussian_mixture" and samples["count"] == 64
 
-    from keras_recursive_ae.lfw import load_lfw
+    from keras_recursive_ae.datasets.lfw import load_lfw
 
     train = load_lfw(lfw_dir, image_size=32, max_images=512, seed=0).numpy("train")
     assert len(train) == results["data"]["num_images"]["train"]

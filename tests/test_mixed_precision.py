@@ -17,7 +17,7 @@ from keras_recursive_ae import (
     SharedBatchNorm,
     VariationalBottleneck,
 )
-from keras_recursive_ae.stage_inputs import StageInputCache
+from keras_recursive_ae.trainers.stage_input_cache import StageInputCache
 
 POLICIES = ("mixed_bfloat16", "mixed_float16")
 

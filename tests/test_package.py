@@ -1,7 +1,7 @@
 """The package's layout: what importing it loads, and what imports what.
 
 - `import keras_recursive_ae` under JAX or PyTorch loads no TensorFlow: only
-  the LFW loader (`keras_recursive_ae.lfw`, loaded on first use) needs it.
+  the LFW loader (`keras_recursive_ae.datasets.lfw`, loaded on first use) needs it.
 - The core package never imports the experiment runner
   (`keras_recursive_ae.experiments`).
 - No module of the package is over 350 code lines (lines that are not
@@ -81,11 +81,11 @@ def test_lfw_names_load_on_first_use_and_stay_importable():
 
         import keras_recursive_ae as package
 
-        print("keras_recursive_ae.lfw" in sys.modules)
+        print("keras_recursive_ae.datasets.lfw" in sys.modules)
         from keras_recursive_ae import LFWSplits, lfw, load_lfw
 
         print(load_lfw is lfw.load_lfw, LFWSplits is lfw.LFWSplits)
-        print(package.lfw is sys.modules["keras_recursive_ae.lfw"])
+        print(package.lfw is sys.modules["keras_recursive_ae.datasets.lfw"])
         print(all(hasattr(package, name) for name in package.__all__))
         print({"lfw", "load_lfw", "LFWSplits"} <= set(dir(package)))
         try:

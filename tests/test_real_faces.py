@@ -4,7 +4,7 @@ import keras
 import pytest
 
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
-from keras_recursive_ae.lfw import load_lfw
+from keras_recursive_ae.datasets.lfw import load_lfw
 from keras_recursive_ae.metrics import sum_squared_error
 
 

@@ -16,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.util import tensor_util
 
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer, metrics
-from keras_recursive_ae.reconstruction_logger import ReconstructionLogger
+from keras_recursive_ae.callbacks.reconstruction_logger import ReconstructionLogger
 
 SIZE = 16
 METRIC_TAGS = [
@@ -275,7 +275,7 @@ import sys
 import keras
 import numpy as np
 
-from keras_recursive_ae.reconstruction_logger import ReconstructionLogger
+from keras_recursive_ae.callbacks.reconstruction_logger import ReconstructionLogger
 
 images = np.random.default_rng(0).random((8, 8, 8, 3)).astype("float32")
 model = keras.Sequential(

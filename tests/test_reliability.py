@@ -25,8 +25,8 @@ from keras_recursive_ae import (
     VariationalBottleneck,
     load_lfw,
     metrics,
-    stage_inputs,
 )
+from keras_recursive_ae.trainers import stage_input_cache
 
 layers = keras.layers
 
@@ -127,7 +127,7 @@ def test_a_full_disk_while_caching_keeps_the_checkpoint_and_the_users_model(tmp_
             if epoch == 0:  # stage 1's only epoch
                 stage_1_weights.update({w.path: np.array(w) for w in trainer.model.weights})
 
-    monkeypatch.setattr(stage_inputs, "_reserve", full_disk)
+    monkeypatch.setattr(stage_input_cache, "_reserve", full_disk)
     with pytest.raises(OSError, match="Could not write the stage input cache.*cache_dir") as error:
         trainer.fit(
             x,
@@ -429,7 +429,7 @@ def test_metrics_take_any_pair_of_equal_image_batches_and_refuse_the_rest(
 
 
 def test_the_first_batch_of_an_empty_dataset_is_none_not_a_slicing_error():
-    from keras_recursive_ae import images
+    from keras_recursive_ae.utils import images
 
     empty = tf.data.Dataset.from_tensor_slices(np.zeros((0, 4, 4, 1), "float32")).batch(2)
     assert images.first_batch(empty, 2) is None

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
-from keras_recursive_ae.lfw import load_lfw
+from keras_recursive_ae.datasets.lfw import load_lfw
 from keras_recursive_ae.metrics import sum_squared_error
-from keras_recursive_ae.stage import JointModel
+from keras_recursive_ae.trainers.stage_models import JointModel
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
-from keras_recursive_ae.batches import SeededBatches, as_tf_dataset
-from keras_recursive_ae.stage_inputs import StageInputCache
+from keras_recursive_ae.trainers.seeded_batches import SeededBatches, as_tf_dataset
+from keras_recursive_ae.trainers.stage_input_cache import StageInputCache
 
 # float16 keeps 11 significant bits (relative spacing 2**-11, about 5e-4):
 # after two epochs per stage of a 3-level stack, every trained weight stays
@@ -99,7 +99,7 @@ def test_as_tf_dataset_yields_the_same_batches_in_order():
 @pytest.mark.backend("tensorflow")
 @pytest.mark.parametrize("cache", ["memory", "off"])
 def test_on_tensorflow_phases_read_arrays_and_caches_through_tf_data(cache, monkeypatch):
-    from keras_recursive_ae.stage import StageModel
+    from keras_recursive_ae.trainers.stage_models import StageModel
 
     received = []
     fit = StageModel.fit
@@ -299,7 +299,7 @@ def test_invalid_cache_arguments():
 
 
 def test_each_stage_is_traced_once_not_once_per_epoch(monkeypatch):
-    from keras_recursive_ae.stage import StageModel
+    from keras_recursive_ae.trainers.stage_models import StageModel
 
     if keras.backend.backend() == "torch":
         pytest.skip("Keras runs torch eagerly here: nothing is traced")
@@ -334,7 +334,7 @@ def test_a_finished_phase_lets_go_of_what_it_read(monkeypatch):
     import gc
     import weakref
 
-    from keras_recursive_ae import batches
+    from keras_recursive_ae.trainers import seeded_batches as batches
 
     made, init = [], batches.SeededBatches.__init__
 

@@ -6,7 +6,7 @@ import pytest
 from keras.src import testing
 
 from keras_recursive_ae import MirroredConvStack, RecursiveTrainer, VariationalBottleneck
-from keras_recursive_ae.stage import StageModel
+from keras_recursive_ae.trainers.stage_models import StageModel
 
 
 class VariationalBottleneckLayerTest(testing.TestCase):

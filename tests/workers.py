@@ -46,7 +46,7 @@ def wait_for_workers(timeout=300, poll_interval=0.2, tf_config=None):
 
     ```python
     import tensorflow as tf
-    from keras_recursive_ae.distribution import wait_for_workers
+    from keras_recursive_ae.trainers.distribution import wait_for_workers
 
     # TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
     #             "task": {"type": "worker", "index": 0}}'

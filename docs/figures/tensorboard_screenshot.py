@@ -28,8 +28,8 @@ def train(log_dir, lfw_dir, max_images, epochs):
     import keras
 
     from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
-    from keras_recursive_ae.lfw import load_lfw
-    from keras_recursive_ae.reconstruction_logger import ReconstructionLogger
+    from keras_recursive_ae.callbacks.reconstruction_logger import ReconstructionLogger
+    from keras_recursive_ae.datasets.lfw import load_lfw
 
     keras.utils.set_random_seed(0)
     faces = load_lfw(lfw_dir, image_size=32, max_images=max_images)

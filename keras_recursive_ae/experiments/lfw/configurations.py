@@ -3,7 +3,7 @@
 import dataclasses
 import math
 
-from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
+from keras_recursive_ae.models.mirrored_conv_stack import MirroredConvStack
 
 PAPER_IMAGE_SHAPE = (128, 128, 3)
 """The image shape at which the paper's Table 1 numbers are comparable."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_recursive_ae.datasets.lfw import load_lfw
 from keras_recursive_ae.experiments.lfw.configurations import (
     PAPER_IMAGE_SHAPE,
     build_autoencoder,
@@ -47,8 +48,7 @@ from keras_recursive_ae.experiments.lfw.training import (
     greedy_partner,
     train_configuration,
 )
-from keras_recursive_ae.lfw import load_lfw
-from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
+from keras_recursive_ae.models.mirrored_conv_stack import MirroredConvStack
 
 _IN_MEMORY_LIMIT_BYTES = 2 * 1024**3
 MIXED_PRECISION = ("off", "mixed_bfloat16", "mixed_float16")

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from keras_recursive_ae import metrics as metrics_module
-from keras_recursive_ae.images import images_of
+from keras_recursive_ae.utils.images import images_of
 
 METRICS = (
     # (key, column title, digits in results.md)

@@ -15,7 +15,7 @@ import keras
 
 from keras_recursive_ae.experiments.lfw.configurations import CONFIGURATIONS
 from keras_recursive_ae.experiments.lfw.tensorboard_logs import tensorboard_callbacks
-from keras_recursive_ae.recursive_trainer import RecursiveTrainer
+from keras_recursive_ae.trainers.recursive_trainer import RecursiveTrainer
 
 EQUAL_TIME_MAX_EPOCHS = 10_000
 """The epoch cap of a run limited by wall time: a guard, never meant to be reached."""

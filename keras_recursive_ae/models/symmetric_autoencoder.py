@@ -4,8 +4,13 @@ import re
 
 import keras
 
-from keras_recursive_ae.arguments import check_choice
-from keras_recursive_ae.levels import block_name, fold_weightless, is_graph_model, may_be_a_level
+from keras_recursive_ae.models.levels import (
+    block_name,
+    fold_weightless,
+    is_graph_model,
+    may_be_a_level,
+)
+from keras_recursive_ae.utils.arguments import check_choice
 
 _DECODER_ORDERS = ("innermost_first", "outermost_first")
 

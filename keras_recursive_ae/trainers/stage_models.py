@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_recursive_ae.distribution import multi_worker_logs
+from keras_recursive_ae.trainers.distribution import multi_worker_logs
 
 # The default joint loss: the inner levels' relative errors together weigh a
 # ninth of the image's, so the image term is 90% of the loss at equal

@@ -15,7 +15,7 @@ import math
 import keras
 import numpy as np
 
-from keras_recursive_ae.images import images_of
+from keras_recursive_ae.utils.images import images_of
 
 _BATCH_HOOKS = (
     "on_batch_begin",

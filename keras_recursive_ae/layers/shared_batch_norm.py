@@ -5,7 +5,7 @@ import math
 import keras
 import numpy as np
 
-from keras_recursive_ae.arguments import check_choice
+from keras_recursive_ae.utils.arguments import check_choice
 
 _DECODER_STATISTICS = ("encoder", "batch")
 _SITES = ("encoder", "decoder")

@@ -2,8 +2,8 @@
 
 import keras
 
-from keras_recursive_ae import batches, callbacks
-from keras_recursive_ae.images import (
+from keras_recursive_ae.trainers import phase_relay, seeded_batches
+from keras_recursive_ae.utils.images import (
     check_images,
     check_values,
     dataset_batch_size,
@@ -97,7 +97,7 @@ class TrainingData:
         batch_size = options.batch_size
         if validation and options.validation_batch_size:
             batch_size = options.validation_batch_size
-        data, seeded = batches.fit_inputs(
+        data, seeded = seeded_batches.fit_inputs(
             data, batch_size, seed, options.shuffle and not validation, first_epoch, epochs, steps
         )
         self._reading[validation] = seeded  # kept while the phase reads it, then let go
@@ -108,7 +108,7 @@ class TrainingData:
         if self.validation_data is None:
             return None
         images, model = self.validation_data, self.autoencoder.model
-        return lambda: callbacks.image_loss(model, images, loss, self.batch_size)
+        return lambda: phase_relay.image_loss(model, images, loss, self.batch_size)
 
 
 def _ends_in_sigmoid(model):

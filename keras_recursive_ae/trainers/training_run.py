@@ -5,8 +5,8 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_recursive_ae.callbacks import PhaseRelay, StageProgbarLogger
-from keras_recursive_ae.checkpoint import TrainingCheckpoint, model_fingerprint
+from keras_recursive_ae.trainers.checkpoint import TrainingCheckpoint, model_fingerprint
+from keras_recursive_ae.trainers.phase_relay import PhaseRelay, StageProgbarLogger
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """LFW on disk: finding the people, checking JPEGs, splitting, extracting archives.
 
-Plain Python, no TensorFlow: `keras_recursive_ae.lfw` builds its `tf.data`
+Plain Python, no TensorFlow: `keras_recursive_ae.datasets.lfw` builds its `tf.data`
 datasets on what these functions find.
 """
 

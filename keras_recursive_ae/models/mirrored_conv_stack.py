@@ -5,13 +5,13 @@ import math
 
 import keras
 
-from keras_recursive_ae.arguments import check_choice, check_int
-from keras_recursive_ae.shared_batch_norm import SharedBatchNorm
-from keras_recursive_ae.symmetric_autoencoder import (
+from keras_recursive_ae.layers.shared_batch_norm import SharedBatchNorm
+from keras_recursive_ae.layers.variational_bottleneck import VariationalBottleneck
+from keras_recursive_ae.models.symmetric_autoencoder import (
     SymmetricAutoencoder,
     standardize_input_shape,
 )
-from keras_recursive_ae.variational import VariationalBottleneck
+from keras_recursive_ae.utils.arguments import check_choice, check_int
 
 _NORMALIZATIONS = (None, "batch", "shared")
 _DECODER_STYLES = ("transpose", "upsampling")

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_recursive_ae.arguments import check_int
+from keras_recursive_ae.utils.arguments import check_int
 
 
 @keras.saving.register_keras_serializable(package="keras_recursive_ae")

@@ -4,23 +4,23 @@ import contextlib
 
 import keras
 
-from keras_recursive_ae import distribution as distribution_lib
 from keras_recursive_ae import generation
-from keras_recursive_ae.arguments import (
+from keras_recursive_ae.models.levels import levels_of, warn_about_dropout
+from keras_recursive_ae.models.mirrored_conv_stack import MirroredConvStack
+from keras_recursive_ae.models.symmetric_autoencoder import SymmetricAutoencoder
+from keras_recursive_ae.trainers import distribution as distribution_lib
+from keras_recursive_ae.trainers.phase_compile import phase_compile_args
+from keras_recursive_ae.trainers.stage_input_cache import StageInputCache
+from keras_recursive_ae.trainers.stage_models import JointModel, StageModel
+from keras_recursive_ae.trainers.training_data import TrainingData
+from keras_recursive_ae.trainers.training_run import FitOptions, Phase, TrainingRun
+from keras_recursive_ae.utils.arguments import (
     check_choice,
     check_int,
     epochs_per_level,
     standardize_level_weights,
 )
-from keras_recursive_ae.images import first_batch, image_batch_shape
-from keras_recursive_ae.levels import levels_of, warn_about_dropout
-from keras_recursive_ae.mirrored_conv_stack import MirroredConvStack
-from keras_recursive_ae.phase_compile import phase_compile_args
-from keras_recursive_ae.run import FitOptions, Phase, TrainingRun
-from keras_recursive_ae.stage import JointModel, StageModel
-from keras_recursive_ae.stage_inputs import StageInputCache
-from keras_recursive_ae.symmetric_autoencoder import SymmetricAutoencoder
-from keras_recursive_ae.training_data import TrainingData
+from keras_recursive_ae.utils.images import first_batch, image_batch_shape
 
 SCHEDULES = ("greedy", "joint", "end_to_end")
 

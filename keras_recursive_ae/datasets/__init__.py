@@ -1,0 +1,1 @@
+"""Datasets. `keras_recursive_ae.datasets.lfw` imports TensorFlow (for `tf.data`)."""

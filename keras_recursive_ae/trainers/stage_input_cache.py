@@ -1,0 +1,299 @@
+"""The input of each greedy stage, `T_{k-1}`, computed once and kept."""
+
+import dataclasses
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import keras
+import numpy as np
+import psutil
+
+from keras_recursive_ae.trainers import distribution
+from keras_recursive_ae.utils.arguments import check_choice, check_int
+from keras_recursive_ae.utils.images import images_of, is_dataset
+
+CACHE_MODES = ("auto", "memory", "disk", "off")
+CACHE_DTYPES = ("float32", "float16")
+# While a stage trains, its input pipeline may copy a batch-sized part of the
+# cache, and the next cache is computed while this one is held: a third of
+# the available memory leaves room for both.
+DEFAULT_BUDGET_FRACTION = 1 / 3
+"""Share of the available memory that the caches may take by default."""
+CACHE_BATCH_ROWS = 128
+"""Rows per batch when the frozen levels compute a cache (at least)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CachePlacement:
+    """Where one cached stage input was put.
+
+    Attributes:
+        shape: shape of the cached tensor, images first, e.g. `(13233, 64, 64, 16)`.
+        dtype: storage dtype, `"float32"` or `"float16"`.
+        location: `"memory"` or `"disk"`.
+        nbytes: bytes it takes.
+        path: the file on disk (removed when the cache is freed), or `None`.
+        seconds: wall-clock time it took to compute and store.
+    """
+
+    shape: tuple
+    dtype: str
+    location: str
+    nbytes: int
+    path: object
+    seconds: float
+
+
+class StageInputCache:
+    """Computes each greedy stage's input once and keeps it in memory or on disk.
+
+    Stage `k` trains `E_k` and `D_k` to rebuild `T_{k-1}`, the output of the
+    frozen encoder levels `E_1..E_{k-1}`. Instead of recomputing them at
+    every step, the trainer runs the frozen levels once over the data (in
+    inference mode, batch by batch) and the stage trains on the stored
+    tensor. Each cache is computed from the previous stage's (`next`), so
+    every encoder level runs once over the data in the whole schedule. A
+    `tf.data` input is itself stored first (`images`), so a pipeline that
+    decodes JPEG files decodes them once.
+
+    A cache is a NumPy array in memory or an `np.memmap` over a temporary
+    file, in a folder of its own under `directory`; `free` deletes the file.
+
+    Modes:
+
+    - `"auto"` (default): in memory when it fits the budget, on disk otherwise.
+    - `"memory"`: always in memory.
+    - `"disk"`: always in a temporary file, read back by the operating
+      system's page cache (`np.memmap`), so it never has to fit in memory.
+    - `"off"`: nothing is stored; each stage model runs the frozen levels
+      itself at every step (slower, no extra memory or disk).
+
+    The budget, in `"auto"` mode, is the number of bytes the caches of this
+    object may take in memory at once (the cache a new one is computed from
+    is counted as free: it is freed right after). By default (`budget=None`)
+    a cache stays in memory when
+    it takes at most `DEFAULT_BUDGET_FRACTION` (a third) of the memory
+    available when it is computed (`psutil.virtual_memory().available`,
+    plus the memory of the cache it replaces).
+
+    A random augmentation in a `tf.data` pipeline is drawn once, when the
+    images are stored; use `mode="off"` to draw it at every step.
+
+    Args:
+        mode: `"auto"` (default), `"memory"`, `"disk"` or `"off"`.
+        budget: bytes the caches may hold in memory at once in `"auto"`
+            mode, or `None` (default: a third of the available memory).
+        dtype: storage dtype, `"float32"` (default) or `"float16"` (half the
+            memory and disk; stages read float32 back; values beyond
+            float16's range raise an error).
+        directory: folder for cache files, or `None` (default: Python's
+            `tempfile.gettempdir()`, which follows `TMPDIR`).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_recursive_ae import MirroredConvStack
+    from keras_recursive_ae.trainers.stage_input_cache import StageInputCache
+
+    stack = MirroredConvStack(filters=(8, 16), input_shape=(32, 32, 3))
+    images = np.random.rand(64, 32, 32, 3).astype("float32")
+    cache = StageInputCache("disk", dtype="float16")
+    t_1 = cache.next(stack.encoder_levels[0], images, batch_size=16)
+    t_1.shape                   # (64, 16, 16, 8), stored as float16 in a file
+    cache.placements[-1].location   # "disk"
+    cache.free(t_1)             # the file is gone now
+    ```
+    """
+
+    def __init__(self, mode="auto", *, budget=None, dtype="float32", directory=None):
+        mode = check_choice(mode, "cache", CACHE_MODES)
+        budget = check_int(budget, "cache_budget", allow_none=True)
+        try:
+            dtype_name = np.dtype(dtype).name
+        except TypeError:
+            dtype_name = None
+        if dtype_name not in CACHE_DTYPES:
+            raise ValueError(
+                f"Invalid value for argument `cache_dtype`. Expected one of "
+                f"{CACHE_DTYPES}. Received: cache_dtype={dtype!r}"
+            )
+        if directory is not None and not os.path.isdir(directory):
+            raise ValueError(
+                "Invalid value for argument `cache_dir`. Expected an existing "
+                f"folder or None. Received: cache_dir={directory!r}"
+            )
+        self.mode = mode
+        self.budget = budget
+        self.dtype = dtype_name
+        self.directory = None if directory is None else os.fspath(directory)
+        self.placements = []
+        self._in_memory = {}  # id -> bytes of the in-memory caches not freed yet
+
+    @property
+    def recomputes(self):
+        """Whether the stage model must run the frozen levels itself."""
+        return self.mode == "off"
+
+    def images(self, data, batch_size):
+        """The images of `data` as an array: a `tf.data` input is stored once."""
+        if not is_dataset(data):
+            return data
+        return self._compute(None, data, batch_size, replaced=0)
+
+    def next(self, level_encoder, source, batch_size):
+        """`T_k`, computed by running `level_encoder` over `T_{k-1}` (`source`).
+
+        `source` is freed right after by the caller, so the memory it holds
+        is counted as available to the new cache.
+        """
+        return self._compute(level_encoder, source, batch_size, self._in_memory.get(id(source), 0))
+
+    def free(self, cache):
+        """Lets go of `cache` (deleting its file), if it is one of this object's caches."""
+        self._in_memory.pop(id(cache), None)
+        if isinstance(cache, np.memmap) and cache.filename:
+            # Views of the cache keep its pages readable until they are gone.
+            shutil.rmtree(os.path.dirname(cache.filename), ignore_errors=True)
+
+    def _compute(self, model, source, batch_size, replaced):
+        started = time.perf_counter()
+        rows = max(int(batch_size or 32), CACHE_BATCH_ROWS)  # inference: larger is faster
+        cache, count = None, 0
+        try:
+            for first, batch in _batches(source, rows):
+                if model is not None:
+                    batch = _predict(model, batch, rows)
+                stored = self._to_storage(batch)
+                if cache is None:
+                    capacity = _capacity(source, len(stored))
+                    cache = self._allocate((capacity,) + stored.shape[1:], replaced)
+                if first + len(stored) > len(cache):
+                    raise ValueError(
+                        f"The data yielded more than the {len(cache)} images its "
+                        "cardinality announced."
+                    )
+                cache[first : first + len(stored)] = stored
+                count = first + len(stored)
+            if cache is None:
+                raise ValueError("The data passed to the stage holds no images.")
+            if isinstance(cache, np.memmap):
+                cache.flush()
+        except OSError as error:
+            self.free(cache)
+            raise OSError(
+                error.errno,
+                f"Could not write the stage input cache in "
+                f"{self.directory or tempfile.gettempdir()}: {error}. "
+                f"Received: cache_dir={self.directory!r}. Pass another cache_dir, "
+                "cache_dtype='float16' or cache='off'.",
+            ) from error
+        except BaseException:
+            self.free(cache)
+            raise
+        cache = cache[:count]
+        if not isinstance(cache, np.memmap):
+            self._in_memory[id(cache)] = cache.nbytes
+        self.placements.append(
+            CachePlacement(
+                cache.shape,
+                self.dtype,
+                "disk" if isinstance(cache, np.memmap) else "memory",
+                cache.nbytes,
+                getattr(cache, "filename", None),
+                time.perf_counter() - started,
+            )
+        )
+        return cache
+
+    def _allocate(self, shape, replaced):
+        nbytes = math.prod(shape) * np.dtype(self.dtype).itemsize
+        if self._fits_in_memory(nbytes, replaced):
+            return np.empty(shape, dtype=self.dtype)
+        directory = self.directory or tempfile.gettempdir()
+        free = shutil.disk_usage(directory).free
+        if nbytes > free:
+            raise OSError(
+                f"The stage input cache needs {nbytes / 2**30:.2f} GiB on disk but "
+                f"the cache folder has {free / 2**30:.2f} GiB free. Received: "
+                f"cache_dir={self.directory!r}. Pass another cache_dir, "
+                "cache_dtype='float16', a larger cache_budget, or cache='off'."
+            )
+        folder = tempfile.mkdtemp(prefix="keras_recursive_ae_cache_", dir=directory)
+        path = os.path.join(folder, "stage_input.bin")
+        try:
+            # Reserved up front: writing a full disk through a memory map
+            # would kill the process (SIGBUS) instead of raising an OSError.
+            with open(path, "wb") as f:
+                _reserve(f.fileno(), nbytes)
+            return np.memmap(path, dtype=self.dtype, mode="r+", shape=shape)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def _fits_in_memory(self, nbytes, replaced):
+        if self.mode != "auto":
+            return self.mode == "memory"
+        if self.budget is not None:
+            held = sum(self._in_memory.values()) - replaced
+            return held + nbytes <= self.budget
+        available = psutil.virtual_memory().available + replaced
+        return nbytes <= DEFAULT_BUDGET_FRACTION * available
+
+    def _to_storage(self, out):
+        with np.errstate(over="ignore"):
+            stored = np.asarray(out, dtype=self.dtype)
+        if self.dtype == "float16" and not np.all(np.isfinite(stored)):
+            if np.all(np.isfinite(out)):
+                raise ValueError(
+                    "A stage input exceeds the range of float16 (about "
+                    f"+/-65504; largest magnitude here {np.max(np.abs(out)):.4g}). "
+                    "Use cache_dtype='float32'."
+                )
+        return stored
+
+
+def _reserve(fileno, nbytes):
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(fileno, 0, max(nbytes, 1))
+    else:
+        os.ftruncate(fileno, nbytes)
+
+
+def _predict(model, batch, rows):
+    # `predict_on_batch` runs one compiled step per batch; `predict` sets up a
+    # dataset, an iterator and callbacks at every call. Under a tf.distribute
+    # strategy, though, `predict_on_batch` returns every replica's copy.
+    batch = batch.astype(keras.config.floatx(), copy=False)
+    if distribution.capture() is not None:
+        return keras.ops.convert_to_numpy(model.predict(batch, batch_size=rows, verbose=0))
+    return keras.ops.convert_to_numpy(model.predict_on_batch(batch))
+
+
+def _batches(data, rows):
+    """The rows of an array or a dataset, batch by batch, with their first index."""
+    if is_dataset(data):
+        first = 0
+        for batch in data:
+            batch = np.asarray(images_of(batch))
+            yield first, batch
+            first += len(batch)
+        return
+    for first in range(0, len(data), rows):
+        yield first, np.asarray(data[first : first + rows])
+
+
+def _capacity(data, first_batch_rows):
+    """Rows the cache needs at most (a dataset's last batch may be short)."""
+    if not is_dataset(data):
+        return len(data)
+    cardinality = int(data.cardinality())
+    if cardinality >= 0:
+        return cardinality * first_batch_rows
+    # Unknown (e.g. after `filter`): count the images, reading the data once more.
+    tf = sys.modules["tensorflow"]
+    return int(data.reduce(np.int64(0), lambda n, b: n + tf.shape(images_of(b), tf.int64)[0]))

@@ -1,0 +1,1 @@
+"""Argument and image checks shared by the library (internal)."""
