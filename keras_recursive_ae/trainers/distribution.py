@@ -12,9 +12,10 @@ train on one device, fail deep inside Keras, or hang.
 """
 
 import contextlib
-import sys
 
 import keras
+
+from keras_recursive_ae.utils.backend import imported_tensorflow
 
 
 def capture():
@@ -25,7 +26,7 @@ def capture():
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
-        tf = sys.modules["tensorflow"]
+        tf = imported_tensorflow()
         return tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
     if backend == "jax":
         return keras.distribution.distribution()
@@ -83,7 +84,7 @@ def check_weights(captured, model):
     for variable in model.weights:
         value = variable.value
         if backend == "tensorflow":
-            tf = sys.modules["tensorflow"]
+            tf = imported_tensorflow()
             if captured is None:
                 owned = not isinstance(value, tf.distribute.DistributedValues)
             else:
@@ -127,7 +128,7 @@ def multi_worker_logs(logs):
     Anywhere else the logs are returned unchanged.
     """
     if keras.backend.backend() != "tensorflow" or not _multi_worker(
-        sys.modules["tensorflow"].distribute.get_strategy()
+        imported_tensorflow().distribute.get_strategy()
     ):
         return logs
     return {
@@ -137,7 +138,7 @@ def multi_worker_logs(logs):
 
 
 def _multi_worker(strategy):
-    tf = sys.modules["tensorflow"]
+    tf = imported_tensorflow()
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return False
     cluster = strategy.cluster_resolver.cluster_spec().as_dict()

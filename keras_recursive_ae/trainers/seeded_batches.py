@@ -1,11 +1,12 @@
 """What a phase's `fit` reads: the batches of an array in a seeded order."""
 
 import math
-import sys
 import weakref
 
 import keras
 import numpy as np
+
+from keras_recursive_ae.utils.backend import imported_tensorflow
 
 
 class SeededBatches(keras.utils.PyDataset):
@@ -93,7 +94,7 @@ def as_tf_dataset(batches):
     Returns:
         A `tf.data.Dataset` of the `len(batches)` batches, in order.
     """
-    tf = sys.modules["tensorflow"]
+    tf = imported_tensorflow()
     first = batches[0]
     signature = tf.TensorSpec((None,) + first.shape[1:], first.dtype)
     source = weakref.ref(batches)

@@ -4,7 +4,6 @@ import dataclasses
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 
@@ -14,6 +13,7 @@ import psutil
 
 from keras_recursive_ae.trainers import distribution
 from keras_recursive_ae.utils.arguments import check_choice, check_int
+from keras_recursive_ae.utils.backend import imported_tensorflow
 from keras_recursive_ae.utils.images import images_of, is_dataset
 
 CACHE_MODES = ("auto", "memory", "disk", "off")
@@ -295,5 +295,5 @@ def _capacity(data, first_batch_rows):
     if cardinality >= 0:
         return cardinality * first_batch_rows
     # Unknown (e.g. after `filter`): count the images, reading the data once more.
-    tf = sys.modules["tensorflow"]
+    tf = imported_tensorflow()
     return int(data.reduce(np.int64(0), lambda n, b: n + tf.shape(images_of(b), tf.int64)[0]))

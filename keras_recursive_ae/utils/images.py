@@ -1,8 +1,8 @@
 """Checking the user's images before any training."""
 
-import sys
-
 import numpy as np
+
+from keras_recursive_ae.utils.backend import imported_tensorflow
 
 RANGE_SLACK = 0.01
 """How far outside [0, 1] images may go before a sigmoid decoder refuses them."""
@@ -10,7 +10,7 @@ RANGE_SLACK = 0.01
 
 def is_dataset(data):
     # Only a user who already imported TensorFlow can pass a `tf.data.Dataset`.
-    tf = sys.modules.get("tensorflow")
+    tf = imported_tensorflow()
     return tf is not None and isinstance(data, tf.data.Dataset)
 
 
@@ -22,7 +22,7 @@ def images_of(element):
 def image_batch_shape(data, argument):
     """The shape of `data` as a batch of images, checked to be non-empty."""
     if is_dataset(data):
-        tf = sys.modules["tensorflow"]
+        tf = imported_tensorflow()
         spec = images_of(data.element_spec)  # the targets of pairs are not used
         if not isinstance(spec, tf.TensorSpec):
             raise TypeError(
