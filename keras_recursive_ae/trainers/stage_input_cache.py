@@ -14,7 +14,7 @@ import psutil
 from keras_recursive_ae.trainers import distribution
 from keras_recursive_ae.utils.arguments import check_choice, check_int
 from keras_recursive_ae.utils.backend import imported_tensorflow
-from keras_recursive_ae.utils.images import images_of, is_dataset
+from keras_recursive_ae.utils.images import image_batches, images_of, is_dataset
 
 CACHE_MODES = ("auto", "memory", "disk", "off")
 CACHE_DTYPES = ("float32", "float16")
@@ -163,22 +163,22 @@ class StageInputCache:
     def _compute(self, model, source, batch_size, replaced):
         started = time.perf_counter()
         rows = max(int(batch_size or 32), CACHE_BATCH_ROWS)  # inference: larger is faster
-        cache, count = None, 0
+        cache, count = None, 0  # `count`: rows stored so far
         try:
-            for first, batch in _batches(source, rows):
+            for batch in image_batches(source, rows):
                 if model is not None:
                     batch = _predict(model, batch, rows)
                 stored = self._to_storage(batch)
                 if cache is None:
                     capacity = _capacity(source, len(stored))
                     cache = self._allocate((capacity,) + stored.shape[1:], replaced)
-                if first + len(stored) > len(cache):
+                if count + len(stored) > len(cache):
                     raise ValueError(
                         f"The data yielded more than the {len(cache)} images its "
                         "cardinality announced."
                     )
-                cache[first : first + len(stored)] = stored
-                count = first + len(stored)
+                cache[count : count + len(stored)] = stored
+                count += len(stored)
             if cache is None:
                 raise ValueError("The data passed to the stage holds no images.")
             if isinstance(cache, np.memmap):
@@ -272,19 +272,6 @@ def _predict(model, batch, rows):
     if distribution.capture() is not None:
         return keras.ops.convert_to_numpy(model.predict(batch, batch_size=rows, verbose=0))
     return keras.ops.convert_to_numpy(model.predict_on_batch(batch))
-
-
-def _batches(data, rows):
-    """The rows of an array or a dataset, batch by batch, with their first index."""
-    if is_dataset(data):
-        first = 0
-        for batch in data:
-            batch = np.asarray(images_of(batch))
-            yield first, batch
-            first += len(batch)
-        return
-    for first in range(0, len(data), rows):
-        yield first, np.asarray(data[first : first + rows])
 
 
 def _capacity(data, first_batch_rows):

@@ -127,6 +127,32 @@ def _dtype(data):
     return getattr(data, "dtype", None)
 
 
+def image_batches(data, batch_size, dtype=None):
+    """The images of an array or a dataset as NumPy arrays, batch by batch.
+
+    An array (anything with a `shape`: a NumPy array, an `np.memmap` cache,
+    a backend tensor) is sliced `batch_size` rows at a time, in order. A
+    batched `tf.data.Dataset`, or any other iterable of batches, keeps its
+    own batches; of `(images, _)` pairs only the images are yielded.
+
+    Args:
+        data: an array of images `(N, ...)`, or an iterable of batches of them.
+        batch_size: rows per slice of an array (a dataset's batches are kept).
+        dtype: the dtype each batch is converted to, e.g.
+            `keras.config.floatx()`; `None` (default) keeps the data's own.
+
+    Yields:
+        NumPy arrays `(rows, ...)`; a slice of a NumPy array is not copied
+        unless `dtype` converts it.
+    """
+    if hasattr(data, "shape") and not is_dataset(data):
+        for start in range(0, len(data), batch_size):
+            yield np.asarray(data[start : start + batch_size], dtype=dtype)
+        return
+    for batch in data:
+        yield np.asarray(images_of(batch), dtype=dtype)
+
+
 def first_batch(data, batch_size):
     """The first batch of images as an array: an array's first `batch_size`, or a dataset's own.
 
