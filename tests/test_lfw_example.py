@@ -1,5 +1,6 @@
-"""The LFW reference experiment (`keras_recursive_ae.experiments.lfw`)."""
+"""The LFW reference experiment (`experiments.lfw`)."""
 
+import dataclasses
 import json
 import math
 import os
@@ -12,10 +13,10 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
+from experiments import lfw as experiment
+from experiments.lfw import scores
+from experiments.lfw.configurations import CONFIGURATIONS
 from keras_recursive_ae import MirroredConvStack, metrics
-from keras_recursive_ae.experiments import lfw as experiment
-from keras_recursive_ae.experiments.lfw import scores
-from keras_recursive_ae.experiments.lfw.configurations import CONFIGURATIONS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -209,7 +210,7 @@ def _fake_results(image_shape, configurations=("stacked", "recursive")):
             }
         )
     return {
-        "command": "python -m keras_recursive_ae.experiments.lfw --epochs 3",
+        "command": "python -m experiments.lfw --epochs 3",
         "date": "2026-01-01T00:00:00+00:00",
         "machine": {
             "platform": "Linux",
@@ -358,6 +359,31 @@ def test_defaults_are_small_enough_for_two_cores():
     args = experiment.build_parser().parse_args([])
     assert (args.image_size, args.epochs, args.max_images, args.test_images) == (None, 3, 4000, 100)
     assert args.configs == ["all"] and args.batch_size == 32 and args.base_filters == 16
+
+
+def test_the_command_lines_defaults_are_the_configs():
+    args = experiment.build_parser().parse_args([])
+    assert experiment.config_from_args(args) == experiment.ExperimentConfig()
+    args = experiment.build_parser().parse_args(["--max-images", "0", "--configs", "map"])
+    config = experiment.config_from_args(args)
+    assert (config.max_images, config.configs) == (None, ("map",))
+    assert {c.name for c in config.configurations} == set(experiment.CONFIGURATION_GROUPS["map"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"mixed_precision": "half"}, "Received: mixed_precision='half'"),
+        ({"epochs": 0}, "Received: epochs=0"),
+        ({"fine_tune_epochs": -1}, "Received: fine_tune_epochs=-1"),
+        ({"configs": ("nope",)}, "nope"),
+    ],
+)
+def test_experiment_config_checks_its_values_when_made(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        experiment.ExperimentConfig(**kwargs)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        experiment.ExperimentConfig().epochs = 5
 
 
 def test_without_data_dir_it_falls_back_to_scikit_image_faces_and_says_so(tmp_path, capsys):
@@ -510,7 +536,8 @@ def test_tensorboard_folder_that_cannot_be_created_is_named(tmp_path, capsys):
     assert error.value.code == 2
     assert "--tensorboard" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--tensorboard"):
-        experiment.run_experiment(tensorboard_dir=tmp_path / "file" / "tb", verbose=0)
+        config = experiment.ExperimentConfig(tensorboard_dir=tmp_path / "file" / "tb")
+        experiment.run_experiment(config, verbose=0)
 
 
 # ---------------------------------------------------------------------------
@@ -629,15 +656,18 @@ def test_mixed_precision_builds_trains_and_scores_under_the_policy(tmp_path, mon
     assert "mixed_bfloat16" in experiment.build_parser().format_help()
 
 
-def test_the_example_prints_no_cuda_error_on_a_cpu():
+def test_the_example_prints_no_cuda_error_on_a_cpu(tmp_path):
     # TensorFlow logs "failed call to cuInit" as an error on every machine
-    # without a GPU; the example silences it before TensorFlow loads.
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    # without a GPU; the example silences it before TensorFlow loads. It
+    # finds `experiments` from any folder, with no PYTHONPATH.
+    drop = ("TF_CPP_MIN_LOG_LEVEL", "PYTHONPATH")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "examples" / "lfw_faces.py"), "--help"],
         capture_output=True,
         text=True,
-        env=dict(env, PYTHONPATH=str(REPO_ROOT)),
+        env=env,
+        cwd=tmp_path,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from test_lfw_example import _assert_png, _table_rows
 
+from experiments import lfw as experiment
+from experiments.lfw import scores
+from experiments.lfw.samples import describe_sample_scores
 from keras_recursive_ae import LatentDensity, metrics
-from keras_recursive_ae.experiments import lfw as experiment
-from keras_recursive_ae.experiments.lfw import scores
-from keras_recursive_ae.experiments.lfw.samples import describe_sample_scores
 
 
 def _brute_force_nearest(images, train):

@@ -1,4 +1,4 @@
-"""The LFW runner's `--seeds N` and `--equal-time` (`keras_recursive_ae.experiments.lfw`)."""
+"""The LFW runner's `--seeds N` and `--equal-time` (`experiments.lfw`)."""
 
 import doctest
 import json
@@ -10,9 +10,9 @@ import types
 import numpy as np
 import pytest
 
-from keras_recursive_ae.experiments import lfw as experiment
-from keras_recursive_ae.experiments.lfw import seeds, training
-from keras_recursive_ae.experiments.lfw.configurations import CONFIGURATIONS
+from experiments import lfw as experiment
+from experiments.lfw import seeds, training
+from experiments.lfw.configurations import CONFIGURATIONS
 
 # ---------------------------------------------------------------------------
 # Command line and configurations
@@ -45,18 +45,18 @@ def test_main_rejects_bad_seeds_and_missing_partners_before_loading(argv, messag
 
 
 @pytest.mark.parametrize("count", [0, -1, 1.5, True])
-def test_run_experiment_and_model_seeds_name_a_bad_count(count, tmp_path):
+def test_experiment_config_and_model_seeds_name_a_bad_count(count, tmp_path):
     with pytest.raises(ValueError, match=re.escape(f"Received: seeds={count!r}")):
         seeds.model_seeds(0, count)
     with pytest.raises(ValueError, match=re.escape(f"Received: seeds={count!r}")):
-        experiment.run_experiment(output_dir=tmp_path, configs=["recursive"], seeds=count)
+        experiment.ExperimentConfig(output_dir=str(tmp_path), configs=("recursive",), seeds=count)
     assert not (tmp_path / "results.json").exists()
 
 
-def test_run_experiment_refuses_an_end_to_end_configuration_without_its_partner(tmp_path):
+def test_experiment_config_refuses_an_end_to_end_configuration_without_its_partner(tmp_path):
     with pytest.raises(ValueError, match=r"'stacked_bn' .* partner 'recursive_bn'.*Received"):
-        experiment.run_experiment(
-            output_dir=tmp_path, configs=["stacked_bn", "recursive"], equal_time=True
+        experiment.ExperimentConfig(
+            output_dir=str(tmp_path), configs=("stacked_bn", "recursive"), equal_time=True
         )
 
 
@@ -86,7 +86,7 @@ def test_map_group_and_equal_time_order_run_each_partner_first():
 
 
 def test_doctests_of_the_new_modules_pass():
-    for module in (seeds, training):
+    for module in (seeds, training, experiment.run, experiment.cli):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 

@@ -13,9 +13,9 @@ import time
 
 import keras
 
-from keras_recursive_ae.experiments.lfw.configurations import CONFIGURATIONS
-from keras_recursive_ae.experiments.lfw.tensorboard_logs import tensorboard_callbacks
-from keras_recursive_ae.trainers.recursive_trainer import RecursiveTrainer
+from experiments.lfw.configurations import CONFIGURATIONS
+from experiments.lfw.tensorboard_logs import tensorboard_callbacks
+from keras_recursive_ae import RecursiveTrainer
 
 EQUAL_TIME_MAX_EPOCHS = 10_000
 """The epoch cap of a run limited by wall time: a guard, never meant to be reached."""
@@ -41,7 +41,7 @@ class WallTimeStop(keras.callbacks.Callback):
 
     ```python
     import keras
-    from keras_recursive_ae.experiments.lfw.training import WallTimeStop
+    from experiments.lfw.training import WallTimeStop
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
     model.compile(optimizer="adam", loss="mse")
@@ -90,8 +90,8 @@ def greedy_partner(configuration):
 
     Example:
 
-    >>> from keras_recursive_ae.experiments.lfw import CONFIGURATIONS
-    >>> from keras_recursive_ae.experiments.lfw.training import greedy_partner
+    >>> from experiments.lfw import CONFIGURATIONS
+    >>> from experiments.lfw.training import greedy_partner
     >>> greedy_partner(CONFIGURATIONS["stacked_bn"]), greedy_partner(CONFIGURATIONS["joint"])
     ('recursive_bn', None)
     """
@@ -119,8 +119,8 @@ def equal_time_order(configurations):
 
     Example:
 
-    >>> from keras_recursive_ae.experiments.lfw import select_configurations
-    >>> from keras_recursive_ae.experiments.lfw.training import equal_time_order
+    >>> from experiments.lfw import select_configurations
+    >>> from experiments.lfw.training import equal_time_order
     >>> [c.name for c in equal_time_order(select_configurations(["map"]))]
     ['recursive', 'stacked', 'recursive_bn', 'stacked_bn', 'recursive_fine_tune']
     """
@@ -150,7 +150,7 @@ def budget_words(depth, epochs, fine_tune_epochs=None, equal_time=False):
 
     Example:
 
-    >>> from keras_recursive_ae.experiments.lfw.training import budget_words
+    >>> from experiments.lfw.training import budget_words
     >>> budget_words(5, 3).split(":")[0]
     '3 epochs per weight'
     >>> "--equal-time" in budget_words(5, 3), "--equal-time" in budget_words(5, 3, equal_time=True)
@@ -266,8 +266,8 @@ def train_configuration(
 
     ```python
     import numpy as np
-    from keras_recursive_ae.experiments.lfw import CONFIGURATIONS, build_autoencoder
-    from keras_recursive_ae.experiments.lfw import train_configuration
+    from experiments.lfw import CONFIGURATIONS, build_autoencoder
+    from experiments.lfw import train_configuration
 
     stacked = CONFIGURATIONS["stacked"]
     stack = build_autoencoder(stacked, (8, 8, 1), base_filters=2, depth=2)

@@ -3,7 +3,7 @@
 import dataclasses
 import math
 
-from keras_recursive_ae.models.mirrored_conv_stack import MirroredConvStack
+from keras_recursive_ae import MirroredConvStack
 
 PAPER_IMAGE_SHAPE = (128, 128, 3)
 """The image shape at which the paper's Table 1 numbers are comparable."""
@@ -138,7 +138,7 @@ def select_configurations(names=None):
 
     Example:
 
-    >>> from keras_recursive_ae.experiments.lfw import select_configurations
+    >>> from experiments.lfw import select_configurations
     >>> ", ".join(c.name for c in select_configurations(["recursive,stacked", "vae"]))
     'stacked, recursive, stacked_vae, recursive_vae'
     """
@@ -215,7 +215,7 @@ def build_autoencoder(
     Example:
 
     ```python
-    from keras_recursive_ae.experiments.lfw import CONFIGURATIONS, build_autoencoder
+    from experiments.lfw import CONFIGURATIONS, build_autoencoder
 
     stack = build_autoencoder(CONFIGURATIONS["recursive_shared_bn"], (32, 32, 3))
     stack.shapes[-1]     # (1, 1, 256): 5 levels down to a 1x1 code

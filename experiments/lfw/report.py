@@ -8,15 +8,15 @@ from pathlib import Path
 
 import keras
 
-from keras_recursive_ae.experiments.lfw.configurations import CONFIGURATIONS
-from keras_recursive_ae.experiments.lfw.figures import (
+from experiments.lfw.configurations import CONFIGURATIONS
+from experiments.lfw.figures import (
     draw_figures,
     load_figure_arrays,
     save_figure_arrays,
 )
-from keras_recursive_ae.experiments.lfw.scores import METRICS, SAMPLE_METRICS, format_epochs
-from keras_recursive_ae.experiments.lfw.seeds import format_seed_epochs, format_spread
-from keras_recursive_ae.experiments.lfw.training import equal_time_lines
+from experiments.lfw.scores import METRICS, SAMPLE_METRICS, format_epochs
+from experiments.lfw.seeds import format_seed_epochs, format_spread
+from experiments.lfw.training import equal_time_lines
 
 RESULTS_JSON = "results.json"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_recursive_ae.experiments.lfw.scores import stage_runs
+from experiments.lfw.scores import stage_runs
 
 RECONSTRUCTIONS_PNG = "reconstructions.png"
 

@@ -5,7 +5,6 @@ import math
 import numpy as np
 
 from keras_recursive_ae import metrics as metrics_module
-from keras_recursive_ae.utils.images import images_of
 
 METRICS = (
     # (key, column title, digits in results.md)
@@ -32,7 +31,7 @@ def evaluate_reconstructions(images, reconstructions):
     Example:
 
     >>> import numpy as np
-    >>> from keras_recursive_ae.experiments.lfw import evaluate_reconstructions
+    >>> from experiments.lfw import evaluate_reconstructions
     >>> x = np.zeros((2, 8, 8, 3))
     >>> evaluate_reconstructions(x, x + 0.5)["sum_squared_error"]
     48.0
@@ -151,7 +150,8 @@ def image_chunks(images, chunk_size=256):
             yield images[start : start + chunk_size]
         return
     for batch in images:
-        yield np.asarray(images_of(batch))
+        # A dataset of `(images, anything)` pairs gives its images.
+        yield np.asarray(batch[0] if isinstance(batch, (tuple, list)) else batch)
 
 
 def nearest_training_distance(images, train_faces, chunk_size=256):
@@ -181,7 +181,7 @@ def nearest_training_distance(images, train_faces, chunk_size=256):
     Example:
 
     >>> import numpy as np
-    >>> from keras_recursive_ae.experiments.lfw.scores import nearest_training_distance
+    >>> from experiments.lfw.scores import nearest_training_distance
     >>> train = np.stack([np.zeros((2, 2, 1)), np.ones((2, 2, 1))])
     >>> nearest_training_distance(np.full((1, 2, 2, 1), 0.25), train)
     0.25

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from keras_recursive_ae.experiments.lfw.scores import SAMPLE_METRICS, mean_sharpness, score_samples
+from experiments.lfw.scores import SAMPLE_METRICS, mean_sharpness, score_samples
 
 SAMPLES = 64
 """How many images each configuration generates and is scored on."""

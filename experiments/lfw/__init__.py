@@ -34,10 +34,11 @@ Too many configurations for one sitting? Run them in groups with the same
 flags into separate folders, then join them with
 `--merge DIR [DIR ...] --output-dir OUT` (see `merge_results`).
 
-Run it from the installed package, or through `examples/lfw_faces.py`:
+Run it from a checkout of the repository (it is not installed with the
+library, and uses only the library's public API):
 
-    python -m keras_recursive_ae.experiments.lfw --data-dir path/to/lfw
-    keras-recursive-ae-lfw --data-dir path/to/lfw --configs paper
+    python examples/lfw_faces.py --data-dir path/to/lfw
+    python -m experiments.lfw --data-dir path/to/lfw --configs paper   # from the root
 
 The defaults (32x32 faces, 4,000 images, 3 epochs per weight, all twelve
 configurations) take about 5 minutes on 2 CPU cores and write to
@@ -87,15 +88,16 @@ on. The group `map` (`stacked`, `recursive`, `recursive_fine_tune`,
 `stacked_bn`, `recursive_bn`) is the map of recursive vs stacked training
 meant for both.
 
-The modules: `configurations` (what is trained), `run` (training and
-scoring), `training` (one configuration, for `--epochs` or a wall time),
-`seeds` (`--seeds`), `scores`, `samples` (generating and scoring samples), `report`
+The modules: `configurations` (what is trained), `run` (`ExperimentConfig`,
+the flags as one object, and `run_experiment`, training and scoring),
+`training` (one configuration, for `--epochs` or a wall time), `seeds`
+(`--seeds`), `scores`, `samples` (generating and scoring samples), `report`
 (`results.json`, `results.md`, `--merge`), `figures`, `tensorboard_logs`
-(`--tensorboard`) and `cli`. The library's core never imports this package.
+(`--tensorboard`) and `cli`. The library never imports this package.
 """
 
-from keras_recursive_ae.experiments.lfw.cli import build_parser, main
-from keras_recursive_ae.experiments.lfw.configurations import (
+from experiments.lfw.cli import build_parser, config_from_args, main
+from experiments.lfw.configurations import (
     CONFIGURATION_GROUPS,
     CONFIGURATIONS,
     PAPER_IMAGE_SHAPE,
@@ -103,36 +105,38 @@ from keras_recursive_ae.experiments.lfw.configurations import (
     build_autoencoder,
     select_configurations,
 )
-from keras_recursive_ae.experiments.lfw.figures import (
+from experiments.lfw.figures import (
     plot_reconstructions,
     plot_samples,
     plot_training_curves,
 )
-from keras_recursive_ae.experiments.lfw.report import (
+from experiments.lfw.report import (
     merge_results,
     results_markdown,
     write_results,
 )
-from keras_recursive_ae.experiments.lfw.run import run_experiment
-from keras_recursive_ae.experiments.lfw.samples import SampleScorer
-from keras_recursive_ae.experiments.lfw.scores import (
+from experiments.lfw.run import ExperimentConfig, run_experiment
+from experiments.lfw.samples import SampleScorer
+from experiments.lfw.scores import (
     METRICS,
     evaluate_reconstructions,
     nearest_training_distance,
     score_samples,
 )
-from keras_recursive_ae.experiments.lfw.tensorboard_logs import tensorboard_callbacks
-from keras_recursive_ae.experiments.lfw.training import train_configuration
+from experiments.lfw.tensorboard_logs import tensorboard_callbacks
+from experiments.lfw.training import train_configuration
 
 __all__ = [
     "CONFIGURATIONS",
     "CONFIGURATION_GROUPS",
     "Configuration",
+    "ExperimentConfig",
     "METRICS",
     "PAPER_IMAGE_SHAPE",
     "SampleScorer",
     "build_autoencoder",
     "build_parser",
+    "config_from_args",
     "evaluate_reconstructions",
     "main",
     "merge_results",

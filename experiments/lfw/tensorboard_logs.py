@@ -5,7 +5,7 @@ from pathlib import Path
 
 import keras
 
-from keras_recursive_ae.callbacks.reconstruction_logger import ReconstructionLogger
+from keras_recursive_ae import ReconstructionLogger
 
 
 def prepare_tensorboard_dir(tensorboard_dir):

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from keras_recursive_ae.experiments.lfw.scores import METRICS, SAMPLE_METRICS, format_epochs
+from experiments.lfw.scores import METRICS, SAMPLE_METRICS, format_epochs
 
 
 def model_seeds(seed, count):
@@ -28,7 +28,7 @@ def model_seeds(seed, count):
 
     Example:
 
-    >>> from keras_recursive_ae.experiments.lfw.seeds import model_seeds
+    >>> from experiments.lfw.seeds import model_seeds
     >>> model_seeds(5, 3)
     [5, 6, 7]
     """
@@ -54,7 +54,7 @@ def spread(values):
 
     Example:
 
-    >>> from keras_recursive_ae.experiments.lfw.seeds import spread
+    >>> from experiments.lfw.seeds import spread
     >>> spread([1.0, 2.0, None, 6.0])
     {'mean': 3.0, 'std': 2.6457513110645907, 'min': 1.0, 'max': 6.0, 'count': 3}
     """
@@ -107,7 +107,7 @@ def format_spread(stats, digits, total=None):
 
     Example:
 
-    >>> from keras_recursive_ae.experiments.lfw.seeds import format_spread, spread
+    >>> from experiments.lfw.seeds import format_spread, spread
     >>> format_spread(spread([1.0, 2.0, 6.0]), 1)
     '3.0 ± 2.6 (1.0-6.0)'
     """
@@ -128,7 +128,7 @@ def format_seed_epochs(runs):
 
     Example:
 
-    >>> from keras_recursive_ae.experiments.lfw.seeds import format_seed_epochs
+    >>> from experiments.lfw.seeds import format_seed_epochs
     >>> format_seed_epochs([{"epochs_by_stage": [["end_to_end", n]]} for n in (7, 5, 6)])
     '5-7 end_to_end'
     """

@@ -1,23 +1,23 @@
-"""The command line: `python -m keras_recursive_ae.experiments.lfw`."""
+"""The command line: `python -m experiments.lfw`."""
 
 import argparse
 import shlex
 import sys
 from pathlib import Path
 
-from keras_recursive_ae.experiments.lfw.configurations import (
+from experiments.lfw.configurations import (
     CONFIGURATION_GROUPS,
     CONFIGURATIONS,
     select_configurations,
 )
-from keras_recursive_ae.experiments.lfw.figures import FIGURE_FACES
-from keras_recursive_ae.experiments.lfw.report import merge_results
-from keras_recursive_ae.experiments.lfw.run import MIXED_PRECISION, run_experiment
-from keras_recursive_ae.experiments.lfw.samples import DENSITY_COMPONENTS, SAMPLES
-from keras_recursive_ae.experiments.lfw.tensorboard_logs import prepare_tensorboard_dir
-from keras_recursive_ae.experiments.lfw.training import equal_time_order
+from experiments.lfw.figures import FIGURE_FACES
+from experiments.lfw.report import merge_results
+from experiments.lfw.run import MIXED_PRECISION, ExperimentConfig, run_experiment
+from experiments.lfw.samples import DENSITY_COMPONENTS, SAMPLES
+from experiments.lfw.tensorboard_logs import prepare_tensorboard_dir
+from experiments.lfw.training import equal_time_order
 
-MODULE_COMMAND = "python -m keras_recursive_ae.experiments.lfw"
+MODULE_COMMAND = "python -m experiments.lfw"
 
 
 def build_parser(prog=MODULE_COMMAND):
@@ -25,14 +25,14 @@ def build_parser(prog=MODULE_COMMAND):
 
     Args:
         prog: The program's name in `--help`. Defaults to
-            `python -m keras_recursive_ae.experiments.lfw`.
+            `python -m experiments.lfw`.
 
     Returns:
         An `argparse.ArgumentParser`.
 
     Example:
 
-    >>> from keras_recursive_ae.experiments.lfw import build_parser
+    >>> from experiments.lfw import build_parser
     >>> args = build_parser().parse_args(["--configs", "paper", "--epochs", "5"])
     >>> args.configs, args.epochs, args.image_size, args.max_images
     (['paper'], 5, None, 4000)
@@ -234,7 +234,7 @@ def main(argv=None, prog=None):
         argv: Optional list of arguments. Defaults to `None` (`sys.argv`).
         prog: How the program was called, for `--help` and the command
             recorded in the results. Defaults to `None` (the name it was
-            called by, e.g. the console script `keras-recursive-ae-lfw`).
+            called by, e.g. `lfw_faces.py`).
     """
     if prog is None:
         prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else MODULE_COMMAND
@@ -290,15 +290,32 @@ def main(argv=None, prog=None):
             parser.error(f"--merge: {e}")
         print(f"Merged {len(args.merge)} runs into {Path(args.output_dir).resolve()}.")
         return 0
-    run_experiment(
-        args.data_dir,
+    run_experiment(config_from_args(args), verbose=verbose, command=command)
+    return 0
+
+
+def config_from_args(args):
+    """The `ExperimentConfig` of parsed command-line arguments (`--max-images 0`: all).
+
+    Example:
+
+    >>> from experiments.lfw import build_parser, config_from_args
+    >>> args = build_parser().parse_args(["--configs", "map", "--max-images", "0"])
+    >>> config = config_from_args(args)
+    >>> config.configs, config.max_images, config.epochs
+    (('map',), None, 3)
+    """
+    return ExperimentConfig(
+        data_dir=args.data_dir,
         output_dir=args.output_dir,
         image_size=args.image_size,
         epochs=args.epochs,
         fine_tune_epochs=args.fine_tune_epochs,
         max_images=args.max_images or None,
-        configs=args.configs,
+        configs=tuple(args.configs),
         seed=args.seed,
+        seeds=args.seeds,
+        equal_time=args.equal_time,
         test_images=args.test_images,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -312,14 +329,9 @@ def main(argv=None, prog=None):
         figure_faces=args.figure_faces,
         samples=args.samples,
         density_components=args.density_components,
-        verbose=verbose,
-        command=command,
         tensorboard_dir=args.tensorboard,
         mixed_precision=args.mixed_precision,
-        seeds=args.seeds,
-        equal_time=args.equal_time,
     )
-    return 0
 
 
 def _group_words(group):
