@@ -18,6 +18,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_recursive_ae.utils.images import check_image_batch
+
 _PACKAGE = "keras_recursive_ae"
 
 # Wang et al. (2004), as used by `tf.image.ssim` and scikit-image.
@@ -31,13 +33,8 @@ _LAPLACIAN = np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 def _check_images(y_true, y_pred):
     """Raises `ValueError` unless both are rank-4 batches of one shape."""
-    for name, x in (("y_true", y_true), ("y_pred", y_pred)):
-        if len(x.shape) != 4:
-            raise ValueError(
-                f"Invalid value for argument `{name}`. Expected a rank-4 "
-                "batch of images shaped (batch, height, width, channels). "
-                f"Received: {name}.shape={tuple(x.shape)}"
-            )
+    check_image_batch(y_true.shape, "y_true")
+    check_image_batch(y_pred.shape, "y_pred")
     for a, b in zip(y_true.shape, y_pred.shape):
         # `None` is an unknown (symbolic) dimension: it matches anything.
         if a is not None and b is not None and a != b:
@@ -331,12 +328,7 @@ def sharpness(images):
     [0.0]
     """
     images = ops.convert_to_tensor(images, dtype="float32")
-    if len(images.shape) != 4:
-        raise ValueError(
-            "Invalid value for argument `images`. Expected a rank-4 batch of "
-            "images shaped (batch, height, width, channels). "
-            f"Received: images.shape={tuple(images.shape)}"
-        )
+    check_image_batch(images.shape, "images")
     _check_sharpness_size(images, "images", "sharpness")
     return ops.convert_to_numpy(_laplacian_variance(images))
 

@@ -15,6 +15,7 @@ from keras_recursive_ae import metrics
 from keras_recursive_ae.models.mirrored_conv_stack import MirroredConvStack
 from keras_recursive_ae.models.symmetric_autoencoder import SymmetricAutoencoder
 from keras_recursive_ae.utils.arguments import check_choice, check_int
+from keras_recursive_ae.utils.images import check_image_batch
 
 _SUBSETS = ("train", "validation")
 # The four metrics of `keras_recursive_ae.metrics`, averaged over the images.
@@ -321,17 +322,7 @@ def _check_images(images):
             "Invalid value for argument `images`. Expected an array-like of images "
             f"shaped (batch, height, width, channels). Received: images={images!r}"
         ) from error
-    if (
-        array.ndim != 4
-        or array.shape[0] < 1
-        or array.shape[-1] not in (1, 3)
-        or min(array.shape[1:3]) < 3
-    ):
-        raise ValueError(
-            "Invalid value for argument `images`. Expected a non-empty batch of "
-            "images shaped (batch, height, width, channels), at least 3x3 pixels, "
-            f"with 1 or 3 channels. Received: images.shape={array.shape}"
-        )
+    check_image_batch(array.shape, "images", non_empty=True, min_size=3, channels=(1, 3))
     return array
 
 

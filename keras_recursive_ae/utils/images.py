@@ -1,4 +1,4 @@
-"""Checking the user's images before any training."""
+"""Checking the user's images, and reading them batch by batch."""
 
 import numpy as np
 
@@ -52,6 +52,46 @@ def image_batch_shape(data, argument):
     if len(shape) >= 1 and shape[0] == 0:
         raise ValueError(f"`{argument}` is empty. Received: {argument} with shape {shape}")
     return shape
+
+
+def check_image_batch(shape, argument, *, non_empty=False, min_size=None, channels=None):
+    """Raises unless `shape` is that of a batch of images `(batch, height, width, channels)`.
+
+    The one check of an image batch's layout, for the metrics and the
+    `ReconstructionLogger`. Unknown (`None`) sizes of a symbolic shape pass.
+
+    Args:
+        shape: the shape to check, e.g. `x.shape`.
+        argument: the argument's name, for the message.
+        non_empty: whether the batch must hold at least one image.
+        min_size: the least height and width in pixels, or `None` for any.
+        channels: the channel counts allowed, e.g. `(1, 3)`, or `None` for any.
+
+    Raises:
+        ValueError: naming `argument` and its shape, and saying what was expected.
+    """
+    shape = tuple(shape)
+    valid = len(shape) == 4
+    if valid:
+        batch, height, width, depth = shape
+        too_small = min_size is not None and any(
+            side is not None and side < min_size for side in (height, width)
+        )
+        valid = not (
+            (non_empty and batch == 0)
+            or too_small
+            or (channels is not None and depth is not None and depth not in channels)
+        )
+    if not valid:
+        expected = "a non-empty rank-4" if non_empty else "a rank-4"
+        details = f", at least {min_size}x{min_size} pixels" if min_size is not None else ""
+        if channels is not None:
+            details += f", with {' or '.join(map(str, channels))} channels"
+        raise ValueError(
+            f"Invalid value for argument `{argument}`. Expected {expected} batch of "
+            f"images shaped (batch, height, width, channels){details}. "
+            f"Received: {argument}.shape={shape}"
+        )
 
 
 def check_images(data, argument, image_shape):
