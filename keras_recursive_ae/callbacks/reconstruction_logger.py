@@ -70,8 +70,7 @@ class ReconstructionLogger(keras.callbacks.Callback):
     - `stage`: the stage of the epoch when the epoch's logs carry one
       (`RecursiveTrainer.fit` puts it in `logs["stage"]`): level `k` for the
       greedy stage `k`, and `n + 1` for a phase that trains all `n` levels
-      together (`"fine_tune"`, `"joint"`, `"end_to_end"`) when `autoencoder`
-      is given (without it, such a phase logs no stage). A plain
+      together (fine-tuning, a joint or an end-to-end run). A plain
       `keras.Model.fit` logs no stage;
     - with `autoencoder` given, during greedy stage `k`, the stage's own
       view: `stage_k/rebuild_mse`, the mean squared error with which `D_k`
@@ -199,13 +198,11 @@ class ReconstructionLogger(keras.callbacks.Callback):
         for name, metric in _METRICS.items():
             value = float(np.mean(metric(self.images, reconstructions)))
             self._scalar(f"reconstruction/{name}", value, step)
-        stage = logs.get("stage")
-        number = self._stage_number(stage)
-        if number is not None:
-            self._scalar("stage", number, step)
-        level = _level(stage)
-        if self.autoencoder is not None and level is not None:
-            self._stage_view(level, step)
+        stage = _stage_number(logs.get("stage"))
+        if stage is not None:
+            self._scalar("stage", stage, step)
+            if self.autoencoder is not None:
+                self._stage_view(stage, step)  # greedy stages only
         self._writer.flush()
 
     def on_train_end(self, logs=None):
@@ -239,14 +236,6 @@ class ReconstructionLogger(keras.callbacks.Callback):
                 "With a RecursiveTrainer, pass `autoencoder=trainer.autoencoder`."
             )
         return _to_numpy(output)
-
-    def _stage_number(self, stage):
-        level = _level(stage)
-        if level is not None:
-            return level
-        if isinstance(stage, str) and self.autoencoder is not None:
-            return self.autoencoder.depth + 1
-        return None
 
     def _stage_view(self, level, step):
         autoencoder = self.autoencoder
@@ -301,11 +290,11 @@ class ReconstructionLogger(keras.callbacks.Callback):
         self._writer.write(event.SerializeToString())
 
 
-def _level(stage):
-    """The greedy level in `logs["stage"]`, or None for a named phase or no stage.
+def _stage_number(stage):
+    """`logs["stage"]` as an int, or None when the logs carry no stage.
 
     Keras' `CallbackList` turns every number in the logs into a float, so
-    level 2 arrives as `2.0`.
+    stage 2 arrives as `2.0`.
     """
     if isinstance(stage, bool) or not isinstance(stage, (int, float, np.number)):
         return None
