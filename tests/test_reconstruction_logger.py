@@ -234,6 +234,15 @@ def test_clear_error_without_tensorboard(tmp_path, monkeypatch):
     assert not any(tmp_path.iterdir())
 
 
+def test_clear_error_without_pillow(tmp_path, monkeypatch):
+    for name in list(sys.modules):
+        if name == "PIL" or name.startswith("PIL."):
+            monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ImportError, match="pip install tensorboard pillow"):
+        ReconstructionLogger(_images(count=2), tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
 def test_recursive_trainer_fit_is_one_run(tmp_path):
     # Needs the trainer's one-run contract: epochs numbered across stages,
     # logs["stage"] in every epoch, callback.model the full autoencoder.

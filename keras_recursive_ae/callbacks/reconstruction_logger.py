@@ -1,12 +1,11 @@
 """A Keras callback that shows an autoencoder's reconstructions in TensorBoard."""
 
 import importlib
+import io
 import itertools
 import os
 import socket
-import struct
 import time
-import zlib
 
 import keras
 import numpy as np
@@ -32,13 +31,14 @@ _FILE_COUNTER = itertools.count()
 
 _INSTALL_HINT = (
     "ReconstructionLogger writes TensorBoard event files with the `tensorboard` "
-    "package, which is not installed. Install it with `pip install tensorboard` "
+    "package and their images with Pillow, and one of them is not installed. "
+    "Install them with `pip install tensorboard pillow` "
     '(or `pip install "keras-recursive-ae[tensorboard]"`).'
 )
 
 
 def _import_tensorboard():
-    """The `tensorboard` modules the logger writes with, or a clear ImportError."""
+    """The `tensorboard` (and Pillow) modules the logger writes with, or a clear ImportError."""
     names = {
         "record_writer": "tensorboard.summary.writer.record_writer",
         "event_pb2": "tensorboard.compat.proto.event_pb2",
@@ -46,6 +46,7 @@ def _import_tensorboard():
         "tensor_util": "tensorboard.util.tensor_util",
         "image_metadata": "tensorboard.plugins.image.metadata",
         "scalar_metadata": "tensorboard.plugins.scalar.metadata",
+        "pil_image": "PIL.Image",
     }
     try:
         importlib.import_module("tensorboard")
@@ -87,9 +88,10 @@ class ReconstructionLogger(keras.callbacks.Callback):
     writer and summary protos (the layout `tf.summary.scalar` and
     `tf.summary.image` write), into an event file of its own, the same way
     on the TensorFlow, JAX and PyTorch backends: the logger never imports
-    TensorFlow. The `tensorboard` package is required: the constructor
-    raises an `ImportError` naming the `pip install` command when it is
-    missing.
+    TensorFlow. The `tensorboard` package and Pillow (which encodes the
+    images as PNG) are required, both in the `tensorboard` extra: the
+    constructor raises an `ImportError` naming the `pip install` command
+    when one is missing.
 
     Reconstructions come from `autoencoder.model` when `autoencoder` is
     given, otherwise from the callback's `model`: the model being fit on a
@@ -116,7 +118,7 @@ class ReconstructionLogger(keras.callbacks.Callback):
             `log_dir` written to. Pick the one the images come from.
 
     Raises:
-        ImportError: if the `tensorboard` package is not installed.
+        ImportError: if the `tensorboard` package or Pillow is not installed.
         ValueError: if an argument is invalid; the message names it.
 
     Example:
@@ -280,7 +282,10 @@ class ReconstructionLogger(keras.callbacks.Callback):
         )
         metadata.data_class = summary_pb2.DATA_CLASS_BLOB_SEQUENCE
         height, width = image.shape[:2]
-        blobs = np.array([str(width).encode(), str(height).encode(), _png(image)], dtype=object)
+        blobs = np.array(
+            [str(width).encode(), str(height).encode(), _png(image, self._tb["pil_image"])],
+            dtype=object,
+        )
         tensor = self._tb["tensor_util"].make_tensor_proto(blobs)
         self._write(summary_pb2.Summary.Value(tag=tag, tensor=tensor, metadata=metadata), step)
 
@@ -331,23 +336,14 @@ def _grid(top, bottom):
     return grid
 
 
-def _png(image):
-    """Encodes a `(height, width, 1 or 3)` float image in `[0, 1]` as PNG bytes."""
+def _png(image, pil_image):
+    """Encodes a `(height, width, 1 or 3)` float image in `[0, 1]` as PNG bytes.
+
+    `pil_image` is Pillow's `PIL.Image` module.
+    """
     pixels = np.round(np.clip(np.nan_to_num(image), 0.0, 1.0) * 255).astype("uint8")
-    height, width, channels = pixels.shape
-    color_type = 0 if channels == 1 else 2  # grey or RGB, 8 bits per value
-    rows = np.concatenate(
-        [np.zeros((height, 1), "uint8"), pixels.reshape(height, width * channels)], axis=1
-    )
-
-    def chunk(kind, data):
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows.tobytes()))
-        + chunk(b"IEND", b"")
-    )
+    if pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]  # a grey image: Pillow takes it without a channel axis
+    buffer = io.BytesIO()
+    pil_image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
