@@ -44,7 +44,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import re
 import resource
 import shutil
@@ -54,7 +53,7 @@ import sys
 import tempfile
 import time
 
-from bench_common import machine, positive_int
+from bench_common import machine, positive_int, versions_and_device
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_LFW = REPO_ROOT.parent / "shared" / "data" / "lfw"
@@ -229,31 +228,6 @@ class _EpochTimer:
         return Timer()
 
 
-def _versions(backend):
-    import keras
-    import numpy as np
-
-    versions = {"python": platform.python_version(), "keras": keras.__version__}
-    versions["numpy"] = np.__version__
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
-        device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
-    elif backend == "jax":
-        import jax
-
-        versions["jax"] = jax.__version__
-        device = jax.devices()[0].platform
-    else:
-        import torch
-
-        versions["torch"] = torch.__version__
-        versions["torch_threads"] = torch.get_num_threads()
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return versions, device
-
-
 def _time_levels(stack, x, batch_size):
     """Forward milliseconds of each encoder and decoder level alone, on one batch."""
     import numpy as np
@@ -329,7 +303,7 @@ def run_child(args):
         result["levels"] = _time_levels(stack, x, args.batch_size)
         history = None
     elif variant == "plain":
-        model = stack.model
+        model = stack
         model.compile(optimizer="adam", loss="mse")
         start, cpu = time.perf_counter(), time.process_time()
         history = model.fit(
@@ -348,7 +322,7 @@ def run_child(args):
         result["images_per_s"] = len(x) * args.epochs / result["wall_s"]
         result["loss"] = float(history.history["loss"][-1])
         result["epoch_s"] = timer.epochs
-    result["versions"], result["device"] = _versions(backend)
+    _, result["versions"], result["device"] = versions_and_device()
     # The JAX and torch children must not pay for TensorFlow (nor use it).
     result["tensorflow_imported"] = "tensorflow" in sys.modules
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

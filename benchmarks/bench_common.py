@@ -1,13 +1,22 @@
-"""What the benchmark scripts share: arguments, the LFW split and the machine."""
+"""What the benchmarks and the studies share: arguments, the LFW split, scoring, the machine.
+
+The one module that several scripts import: `benchmarks/bench_*.py` from
+their own folder, `experiments/studies/*.py` after putting this folder on
+`sys.path`.
+"""
 
 import argparse
 import math
 import os
 import pathlib
 import platform
+import sys
+import time
 
 DEFAULT_LFW = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
 TEST_SPLIT = 0.1
+# Held-out faces scored per `predict_on_batch`.
+_SCORE_BATCH = 128
 
 
 def positive_int(option, minimum=1):
@@ -59,6 +68,42 @@ def machine():
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return f"{cores} cores ({cpu}), {memory:.0f} GiB RAM, {platform.system()}"
+
+
+def versions_and_device():
+    """`(backend, versions, device)`: Keras' backend, the versions that matter, its device.
+
+    Imports no other backend than Keras' own: TensorFlow's version is given
+    only when it is already imported (under JAX or PyTorch, it need not be).
+    """
+    import keras
+    import numpy as np
+
+    backend = keras.config.backend()
+    versions = {"python": platform.python_version(), "keras": keras.__version__}
+    versions["numpy"] = np.__version__
+    device = "cpu"
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        versions["tensorflow"] = tf.__version__
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        device = f"{len(gpus)} GPU" if gpus else "cpu"
+    elif backend == "jax":
+        import jax
+
+        versions["jax"] = jax.__version__
+        device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})"
+    elif backend == "torch":
+        import torch
+
+        versions["torch"] = torch.__version__
+        versions["torch_threads"] = torch.get_num_threads()
+        device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    return backend, versions, device
 
 
 def add_training_arguments(parser, json_help="write every number and curve here"):
@@ -120,3 +165,58 @@ def held_out_split(args):
         "image_shape": list(splits.image_shape),
     }
     return splits, x_test, info
+
+
+def held_out_sse(model, x_test):
+    """Mean over `x_test` of each image's sum of squared error after `model`."""
+    import numpy as np
+
+    from keras_recursive_ae.metrics import sum_squared_error
+
+    total = 0.0
+    for start in range(0, len(x_test), _SCORE_BATCH):
+        images = x_test[start : start + _SCORE_BATCH]
+        rebuilt = np.asarray(model.predict_on_batch(images), dtype="float32")
+        total += float(np.sum(sum_squared_error(images, rebuilt)))
+    return total / len(x_test)
+
+
+def curve_callback(scored, x_test, label, stop=None):
+    """A Keras callback that scores `scored` after every epoch, its time excluded."""
+    import keras
+
+    class HeldOutCurve(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.points, self.stop_reason = [], None
+
+        def start(self):
+            self.excluded, self.began = 0.0, time.perf_counter()
+
+        def training_seconds(self):
+            # Reading the weights back waits for the steps still queued on an
+            # accelerator: they count as training, not as scoring.
+            for variable in scored.weights:
+                keras.ops.convert_to_numpy(variable)
+            return time.perf_counter() - self.began - self.excluded
+
+        def on_epoch_end(self, epoch, logs=None):
+            wall = self.training_seconds()
+            begin = time.perf_counter()
+            point = {"epoch": epoch + 1, "wall_s": wall, "sse": held_out_sse(scored, x_test)}
+            if logs and "stage" in logs:
+                point["stage"] = int(logs["stage"])
+            self.points.append(point)
+            stage = f" (stage {point['stage']})" if "stage" in point else ""
+            print(
+                f"# {label} epoch {point['epoch']}{stage}: {wall:.1f} s, "
+                f"held-out SSE/image {point['sse']:.2f}",
+                flush=True,
+            )
+            if stop is not None:
+                self.stop_reason = stop(self.points)
+                if self.stop_reason:
+                    self.model.stop_training = True
+            self.excluded += time.perf_counter() - begin
+
+    return HeldOutCurve()

@@ -13,8 +13,8 @@ held-out people are its test split, none of whom is trained on):
    fine-tuning), the `greedy_fine_tune` row its end.
 2. Plain: the same architecture from the same initial weights (a fresh
    `MirroredConvStack.paper()` given the greedy stack's initial weights),
-   trained end to end with Keras' own `Model.fit` of its plain functional
-   model (`stack.model`), one `fit` call that a callback stops after the
+   trained end to end with Keras' own `Model.fit` of the stack itself (a
+   functional `keras.Model`), one `fit` call that a callback stops after the
    first epoch by which every greedy row is settled: plain Keras has reached
    the row's held-out error, or its training wall time exceeds `--budget`
    times that row's greedy wall time.
@@ -65,17 +65,19 @@ import logging
 import math
 import os
 import pathlib
-import platform
 import sys
 import time
 
 from bench_common import (
     add_lfw_arguments,
     add_training_arguments,
+    curve_callback,
     held_out_split,
+    held_out_sse,
     machine,
     positive_float,
     positive_int,
+    versions_and_device,
 )
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -87,7 +89,6 @@ GOAL = 0.25
 
 # `fit`'s `epochs` for the plain run: the scoring callback stops it long before.
 _PLAIN_EPOCH_LIMIT = 1_000_000
-_SCORE_BATCH = 128
 
 
 def parse_args(argv=None):
@@ -321,61 +322,6 @@ def save_npz(path, data):
 # ---------------------------------------------------------------- training
 
 
-def held_out_sse(model, x_test):
-    """Mean over `x_test` of each image's sum of squared error after `model`."""
-    import numpy as np
-
-    from keras_recursive_ae.metrics import sum_squared_error
-
-    total = 0.0
-    for start in range(0, len(x_test), _SCORE_BATCH):
-        images = x_test[start : start + _SCORE_BATCH]
-        rebuilt = np.asarray(model.predict_on_batch(images), dtype="float32")
-        total += float(np.sum(sum_squared_error(images, rebuilt)))
-    return total / len(x_test)
-
-
-def curve_callback(scored, x_test, label, stop=None):
-    """A Keras callback that scores `scored` after every epoch, its time excluded."""
-    import keras
-
-    class HeldOutCurve(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.points, self.stop_reason = [], None
-
-        def start(self):
-            self.excluded, self.began = 0.0, time.perf_counter()
-
-        def training_seconds(self):
-            # Reading the weights back waits for the steps still queued on an
-            # accelerator: they count as training, not as scoring.
-            for variable in scored.weights:
-                keras.ops.convert_to_numpy(variable)
-            return time.perf_counter() - self.began - self.excluded
-
-        def on_epoch_end(self, epoch, logs=None):
-            wall = self.training_seconds()
-            begin = time.perf_counter()
-            point = {"epoch": epoch + 1, "wall_s": wall, "sse": held_out_sse(scored, x_test)}
-            if logs and "stage" in logs:
-                point["stage"] = int(logs["stage"])
-            self.points.append(point)
-            stage = f" (stage {point['stage']})" if "stage" in point else ""
-            print(
-                f"# {label} epoch {point['epoch']}{stage}: {wall:.1f} s, "
-                f"held-out SSE/image {point['sse']:.2f}",
-                flush=True,
-            )
-            if stop is not None:
-                self.stop_reason = stop(self.points)
-                if self.stop_reason:
-                    self.model.stop_training = True
-            self.excluded += time.perf_counter() - begin
-
-    return HeldOutCurve()
-
-
 def _fresh_stack(image_shape, initial_weights):
     from keras_recursive_ae import MirroredConvStack
 
@@ -415,7 +361,7 @@ def run_plain(args, data, initial_weights, rows):
     import keras
 
     keras.utils.set_random_seed(args.seed)
-    model = _fresh_stack(data["info"]["image_shape"], initial_weights).model
+    model = _fresh_stack(data["info"]["image_shape"], initial_weights)
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss="mse")
 
     def stop(curve):
@@ -443,37 +389,6 @@ def run_plain(args, data, initial_weights, rows):
 
 
 # ------------------------------------------------------------------ report
-
-
-def _versions():
-    """Versions, and the device Keras trains on, without importing another backend."""
-    import keras
-    import numpy as np
-
-    backend = keras.config.backend()
-    versions = {"python": platform.python_version(), "keras": keras.__version__}
-    versions["numpy"] = np.__version__
-    device = "cpu"
-    if "tensorflow" in sys.modules:
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        device = f"{len(gpus)} GPU" if gpus else "cpu"
-    elif backend == "jax":
-        import jax
-
-        versions["jax"] = jax.__version__
-        device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})"
-    elif backend == "torch":
-        import torch
-
-        versions["torch"] = torch.__version__
-        device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    return backend, versions, device
 
 
 def _print_table(rows, plain):
@@ -565,7 +480,7 @@ def main(argv=None):
     import keras
 
     keras.mixed_precision.set_global_policy(args.dtype_policy)
-    backend, versions, device = _versions()
+    backend, versions, device = versions_and_device()
     feed = "NumPy arrays" if data["numpy"] else "load_lfw's tf.data pipeline"
     shape = tuple(info["image_shape"])
     people = f" ({info['test_people']} people)" if info["test_people"] else ""

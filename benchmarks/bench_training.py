@@ -252,7 +252,7 @@ def run_child(args):
         decode_start = time.perf_counter()
         x = _decoded(splits)
         result["decode_s"] = time.perf_counter() - decode_start
-        model = stack.model
+        model = stack
         model.compile(optimizer="adam", loss="mse", **compile_args)
         start, cpu = time.perf_counter(), time.process_time()
         history = model.fit(
@@ -260,7 +260,7 @@ def run_child(args):
         )
         result["jit_compile"] = model.jit_compile
     elif variant.startswith("plain"):
-        model = stack.model
+        model = stack
         model.compile(optimizer="adam", loss="mse", jit_compile=jit, **compile_args)
         train = splits.train.map(lambda x: (x, x))
         if variant == "plain_autotune_on":
@@ -298,7 +298,7 @@ def run_child(args):
     result["phase_fit_s"] = timer.seconds
     # Table 1's metric on the first 100 images: how close float16 caching stays.
     images = splits.numpy("train", max_images=100)
-    rebuilt = stack.model.predict(images, batch_size=args.batch_size, verbose=0)
+    rebuilt = stack.predict(images, batch_size=args.batch_size, verbose=0)
     result["sse_per_image"] = float(np.mean(np.sum((rebuilt - images) ** 2, axis=(1, 2, 3))))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
@@ -370,7 +370,7 @@ def run_profile(args):
         stage = StageModel(stack.encoder_levels[level - 1], stack.decoder_levels[level - 1])
         models.append((f"stage {level}", shape, *parts(stage, x, lambda out, x: out)))
     x = tf.constant(np.random.rand(batch, *stack.shapes[0]).astype("float32"))
-    models.append(("full model", stack.shapes[0], *parts(stack.model, x, lambda o, x: (o, x))))
+    models.append(("full model", stack.shapes[0], *parts(stack, x, lambda o, x: (o, x))))
     # Rounds interleave the models, so a burst of load from other processes
     # hits them all alike; the fastest round of each part is kept.
     best = [{name: float("inf") for name, _, _ in p} for _, _, _, p in models]

@@ -15,7 +15,7 @@ At one over that number (the ELBO's balance) the innermost stage diverged at
 128x128 on all of LFW (its loss 0.54, 25.97, 10.22 over 3 epochs) and the
 model rebuilt every face as noise. At a hundredth it trains stably and
 rebuilds held-out faces at 1.22 times the error of the deterministic greedy
-model (a tenth: 1.61 times); `benchmarks/bench_vae_kl.py`, docs/results.md
+model (a tenth: 1.61 times); `experiments/studies/vae_kl.py`, docs/results.md
 run F.
 """
 

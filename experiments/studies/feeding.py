@@ -27,21 +27,25 @@ fastest round of each is kept. TensorFlow only.
 Usage (from the repository root):
 
 ```
-python benchmarks/bench_feeding.py                   # stages 1, 4 and 7
-python benchmarks/bench_feeding.py --levels 1 --rounds 3
+python experiments/studies/feeding.py                   # stages 1, 4 and 7
+python experiments/studies/feeding.py --levels 1 --rounds 3
 ```
 """
 
 import argparse
 import os
 import pathlib
-import platform
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["KERAS_BACKEND"] = "tensorflow"
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+# This checkout's library, and the module the benchmarks and the studies
+# share, benchmarks/bench_common.py.
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "benchmarks")]
+
+from bench_common import machine, versions_and_device  # noqa: E402
 
 VARIANTS = ("bare_loop", "array", "pydataset", "tf_dataset", "tf_gather")
 
@@ -67,11 +71,9 @@ def main(argv=None):
     from keras_recursive_ae.trainers.seeded_batches import SeededBatches, as_tf_dataset
     from keras_recursive_ae.trainers.stage_models import StageModel
 
-    print(f"# bench_feeding {time.strftime('%Y-%m-%d %H:%M %Z')}")
-    print(
-        f"# machine: {os.cpu_count()} cores, {platform.system()}; "
-        f"Keras {keras.__version__}, TensorFlow {tf.__version__}"
-    )
+    print(f"# feeding {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    _, versions, _ = versions_and_device()
+    print(f"# machine: {machine()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"# command: {' '.join(['python'] + sys.argv)}")
     keras.utils.set_random_seed(0)
     stack = MirroredConvStack.paper(input_shape=(args.image_size,) * 2 + (3,))
@@ -115,7 +117,8 @@ def main(argv=None):
             batches.first_epoch,
             batches.epochs,
         )
-        rows = tf.ragged.constant([numbers[i] for i in range(len(numbers))])
+        # SeededBatches hands out floatx: the row numbers back as integers.
+        rows = tf.ragged.constant([numbers[i].astype("int64") for i in range(len(numbers))])
         tensor = tf.convert_to_tensor(x)
         options = tf.data.Options()
         options.autotune.enabled = False  # as `as_tf_dataset`

@@ -49,11 +49,11 @@ Diagnostics of every greedy model, with `T_0` the image, `T_k = E_k(T_{k-1})`
   layer after the other from the innermost, on the training faces' actual
   inputs to them in the assembled model (`R_k`, not `T_k`).
 
-Usage (from the repository root):
+Usage (from the repository root; the script imports `benchmarks/bench_common.py`):
 
 ```
-python benchmarks/bench_greedy_failures.py --json greedy_failures.json
-python benchmarks/bench_greedy_failures.py --images 600 --greedy-epochs 1 \
+python experiments/studies/greedy_failures.py --json greedy_failures.json
+python experiments/studies/greedy_failures.py --images 600 --greedy-epochs 1 \
     --end-to-end-epochs 3 --paper-epochs 1 --variants bn_dropout,neither  # smoke
 ```
 """
@@ -64,7 +64,10 @@ import os
 import pathlib
 import sys
 
-from bench_common import (
+# The module the benchmarks and the studies share: benchmarks/bench_common.py.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from bench_common import (  # noqa: E402
     add_lfw_arguments,
     add_training_arguments,
     held_out_split,

@@ -16,11 +16,11 @@ there), and the held-out faces' sum of squared error per image after every
 epoch, beside the same error when the outer decoders rebuild the exact
 `T_{n-1}` (the best the innermost level could do).
 
-Usage (from the repository root):
+Usage (from the repository root; the script imports `benchmarks/bench_common.py`):
 
 ```
-python benchmarks/bench_vae_kl.py --json vae_kl.json                      # all faces
-python benchmarks/bench_vae_kl.py --images 512 --image-size 32 --epochs 1   # smoke
+python experiments/studies/vae_kl.py --json vae_kl.json                      # all faces
+python experiments/studies/vae_kl.py --images 512 --image-size 32 --epochs 1   # smoke
 ```
 """
 
@@ -30,10 +30,15 @@ import os
 import pathlib
 import sys
 
-import bench_time_to_quality as ttq
-from bench_common import (
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+# The LFW runner (`experiments.lfw`), and the module the benchmarks and the
+# studies share, benchmarks/bench_common.py.
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "benchmarks")]
+
+from bench_common import (  # noqa: E402
     add_lfw_arguments,
     add_training_arguments,
+    curve_callback,
     held_out_split,
     machine,
     positive_int,
@@ -80,8 +85,8 @@ def build_trainer(args, image_shape, kl_scale):
 
     import keras
 
+    from experiments.lfw import CONFIGURATIONS, build_autoencoder
     from keras_recursive_ae import RecursiveTrainer
-    from keras_recursive_ae.experiments.lfw import CONFIGURATIONS, build_autoencoder
 
     keras.utils.set_random_seed(args.seed)
     configuration = CONFIGURATIONS["recursive_vae"]
@@ -146,7 +151,7 @@ def main(argv=None):
         for (encoder, decoder), (encoder_weights, decoder_weights) in zip(levels, outer_levels):
             encoder.set_weights(encoder_weights)
             decoder.set_weights(decoder_weights)
-        curve = ttq.curve_callback(trainer.model, x_test, f"KL scale {scale}")
+        curve = curve_callback(trainer.model, x_test, f"KL scale {scale}")
         batches = batch_losses()
         curve.start()
         history = trainer.fit(

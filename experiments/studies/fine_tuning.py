@@ -14,12 +14,12 @@ them of each image's sum of squared error (Table 1 of the paper). Wall
 times count training only (scoring excluded), as in
 `bench_time_to_quality.py`.
 
-Usage (from the repository root):
+Usage (from the repository root; the script imports `benchmarks/bench_common.py`):
 
 ```
-python benchmarks/bench_fine_tuning.py --json ft.json                       # all faces
-python benchmarks/bench_fine_tuning.py --images 512 --image-size 32 --epochs 1   # smoke
-python benchmarks/bench_fine_tuning.py --normalization batch --fine-tune-rates 1e-4 \\
+python experiments/studies/fine_tuning.py --json ft.json                       # all faces
+python experiments/studies/fine_tuning.py --images 512 --image-size 32 --epochs 1   # smoke
+python experiments/studies/fine_tuning.py --normalization batch --fine-tune-rates 1e-4 \\
     --fine-tune-epochs 10 --plot ft.png                                     # a long curve
 ```
 """
@@ -30,10 +30,13 @@ import os
 import pathlib
 import sys
 
-import bench_time_to_quality as ttq
-from bench_common import (
+# The module the benchmarks and the studies share: benchmarks/bench_common.py.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from bench_common import (  # noqa: E402
     add_lfw_arguments,
     add_training_arguments,
+    curve_callback,
     held_out_split,
     machine,
     positive_int,
@@ -116,7 +119,7 @@ def main(argv=None):
 
     keras.utils.set_random_seed(args.seed)
     trainer = build_trainer(args, image_shape)
-    curve = ttq.curve_callback(trainer.model, data["x_test"], "greedy")
+    curve = curve_callback(trainer.model, data["x_test"], "greedy")
     curve.start()
     trainer.fit(data["train"], epochs=args.epochs, verbose=0, callbacks=[curve])
     greedy = {"wall_s": curve.training_seconds(), "sse": curve.points[-1]["sse"]}
@@ -128,7 +131,7 @@ def main(argv=None):
         tuned = build_trainer(args, image_shape, rate)
         tuned.model.set_weights(greedy_weights)
         label = f"fine-tune {rate}"
-        curve = ttq.curve_callback(tuned.model, data["x_test"], label)
+        curve = curve_callback(tuned.model, data["x_test"], label)
         curve.start()
         tuned.fit(
             data["train"],

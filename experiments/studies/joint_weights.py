@@ -19,12 +19,12 @@ times count training only. The variance of each inner encoder tensor
 before training and after each run: the default weighting's ceiling is
 there because they shrink.
 
-Usage (from the repository root):
+Usage (from the repository root; the script imports `benchmarks/bench_common.py`):
 
 ```
-python benchmarks/bench_joint_weights.py --image-size 32 --images 4000 --epochs 3
-python benchmarks/bench_joint_weights.py --image-size 128 --images 4000 --epochs 3
-python benchmarks/bench_joint_weights.py --weightings default,5:1:1:1:1   # image weighted up
+python experiments/studies/joint_weights.py --image-size 32 --images 4000 --epochs 3
+python experiments/studies/joint_weights.py --image-size 128 --images 4000 --epochs 3
+python experiments/studies/joint_weights.py --weightings default,5:1:1:1:1   # image weighted up
 ```
 """
 
@@ -34,11 +34,15 @@ import os
 import pathlib
 import sys
 
-import bench_time_to_quality as ttq
-from bench_common import (
+# The module the benchmarks and the studies share: benchmarks/bench_common.py.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from bench_common import (  # noqa: E402
     add_lfw_arguments,
     add_training_arguments,
+    curve_callback,
     held_out_split,
+    held_out_sse,
     machine,
     positive_int,
 )
@@ -123,7 +127,7 @@ def run(args, data, initial_weights, weighting):
         trainer = RecursiveTrainer(stack, schedule="joint", level_weights=weights)
     trainer.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss="mse")
     label = "end_to_end" if weighting is None else f"joint {weighting}"
-    curve = ttq.curve_callback(trainer.model, data["x_test"], label)
+    curve = curve_callback(trainer.model, data["x_test"], label)
     curve.start()
     trainer.fit(data["train"], epochs=args.epochs, verbose=0, callbacks=[curve])
     variances = level_variances(stack, data["x_test"])
@@ -140,7 +144,7 @@ def main(argv=None):
     keras.utils.set_random_seed(args.seed)
     stack = paper_network(args, data)
     initial_weights = stack.get_weights()
-    initial_sse = ttq.held_out_sse(stack.model, data["x_test"])
+    initial_sse = held_out_sse(stack, data["x_test"])
     initial_variances = level_variances(stack, data["x_test"])
     runs = [run(args, data, initial_weights, w) for w in [None, *args.weightings]]
 
