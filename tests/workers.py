@@ -1,5 +1,8 @@
 """`wait_for_workers`: a TCP rendezvous for the multi-worker tests.
 
+It lives here, in the tests (`from workers import wait_for_workers`, as
+`test_distributed.py` and `distributed_job.py` do), not in the library.
+
 `tf.distribute.MultiWorkerMirroredStrategy()` blocks until all workers of
 the cluster have registered, with no time limit: a worker whose peer never
 starts hangs for good. The tests call this first, on every worker, to get an
@@ -46,7 +49,7 @@ def wait_for_workers(timeout=300, poll_interval=0.2, tf_config=None):
 
     ```python
     import tensorflow as tf
-    from keras_recursive_ae.trainers.distribution import wait_for_workers
+    from workers import wait_for_workers  # tests/workers.py, with tests/ on sys.path
 
     # TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
     #             "task": {"type": "worker", "index": 0}}'

@@ -48,7 +48,6 @@ class SeededBatches(keras.utils.PyDataset):
                 f"images give {available} batches of {batch_size} per epoch. "
                 f"Received: steps_per_epoch={steps_per_epoch}"
             )
-        self.available = available
         self.steps_per_epoch = steps_per_epoch or available
         self._order = (None, None)
 
