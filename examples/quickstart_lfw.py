@@ -57,7 +57,7 @@ def main():
     )
     depth = len(stack.filters)
     test_images = faces.numpy("test", max_images=100)
-    before = sum_squared_error(test_images, stack.model.predict(test_images, verbose=0))
+    before = sum_squared_error(test_images, stack.predict(test_images, verbose=0))
 
     trainer = RecursiveTrainer(stack)
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")

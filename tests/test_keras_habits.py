@@ -63,6 +63,7 @@ def test_model_checkpoint_keeps_one_file_per_epoch_of_the_run_and_it_loads(tmp_p
     out = run_in_fresh_process(
         f"""
 import numpy as np, keras
+import keras_recursive_ae  # registers SymmetricAutoencoder, the class of the saved model
 model = keras.saving.load_model({str(tmp_path / "ep04.keras")!r})  # safe mode on
 x = np.load({str(tmp_path / "x.npy")!r})
 np.testing.assert_allclose(model.predict(x, verbose=0), np.load({str(tmp_path / "expected.npy")!r}),

@@ -63,7 +63,7 @@ def test_every_level_has_the_documented_shape(arguments):
         assert tuple(code.shape[1:]) == expected[level]
         rebuilt = stack.decoder_levels[level - 1](code)
         assert tuple(rebuilt.shape[1:]) == expected[level - 1]
-    output = keras.ops.convert_to_numpy(stack.model(images))
+    output = keras.ops.convert_to_numpy(stack(images))
     assert output.shape == images.shape
     assert np.all((output >= 0) & (output <= 1))  # sigmoid output
 
@@ -77,7 +77,7 @@ def test_config_round_trips(arguments):
     clone = MirroredConvStack.from_config(config)
     assert clone.get_config() == config
     assert clone.shapes == stack.shapes
-    assert clone.model.count_params() == stack.model.count_params()
+    assert clone.count_params() == stack.count_params()
     revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(stack))
     assert revived.get_config() == config
 
@@ -90,7 +90,7 @@ def test_paper_preset():
     assert stack.filters == [16, 32, 64, 128, 256, 512, 1024]
     assert stack.kernel_sizes == [(5, 5)] + [(3, 3)] * 6
     assert stack.strides == [2] * 7
-    convs = {layer.name: layer for layer in stack.model.layers}
+    convs = {layer.name: layer for layer in stack.layers}
     assert convs["encoder_conv_1"].kernel_size == (5, 5)
     assert convs["encoder_conv_2"].kernel_size == (3, 3)
     assert convs["encoder_conv_1"].activation.__name__ == "selu"
@@ -103,7 +103,7 @@ def test_paper_preset():
 
 def test_shared_normalization_is_one_layer_per_tensor_level():
     stack = MirroredConvStack(filters=(4, 8, 16), input_shape=(16, 16, 3), normalization="shared")
-    norms = [layer for layer in stack.model.layers if isinstance(layer, SharedBatchNorm)]
+    norms = [layer for layer in stack.layers if isinstance(layer, SharedBatchNorm)]
     assert sorted(n.name for n in norms) == ["shared_norm_1", "shared_norm_2", "shared_norm_3"]
     graph = keras.Model(stack.inputs, stack.outputs)  # the stack's graph, as plain Keras
     config = {layer["name"]: layer for layer in graph.get_config()["layers"]}
@@ -125,7 +125,7 @@ def test_shared_normalization_is_one_layer_per_tensor_level():
 
 def test_batch_normalization_is_separate_per_block():
     stack = MirroredConvStack(filters=(4, 8, 16), input_shape=(16, 16, 3), normalization="batch")
-    norms = [l for l in stack.model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    norms = [l for l in stack.layers if isinstance(l, keras.layers.BatchNormalization)]
     assert len(norms) == 5  # every encoder block, every decoder block but the output
     assert not any(isinstance(n, SharedBatchNorm) for n in norms)
 
@@ -134,10 +134,10 @@ def test_pooling_encoder_and_upsampling_decoder_layers():
     stack = MirroredConvStack(
         filters=(4, 8), input_shape=(9, 9, 1), encoder_style="pooling", decoder_style="upsampling"
     )
-    kinds = [type(l).__name__ for l in stack.model.layers]
+    kinds = [type(l).__name__ for l in stack.layers]
     assert kinds.count("MaxPooling2D") == 2 and kinds.count("UpSampling2D") == 2
     assert "Conv2DTranspose" not in kinds
-    assert stack.model.output.shape[1:] == (9, 9, 1)
+    assert stack.output.shape[1:] == (9, 9, 1)
 
 
 def test_numpy_strings_and_integers_are_accepted_and_saved_as_python_values():

@@ -245,7 +245,7 @@ def test_saved_models_reload_with_their_policy_in_a_fresh_process(policy, saved,
     trainer.compile()
     trainer.fit(images, epochs=1, batch_size=8, verbose=0)
     if saved == "functional_view":  # plain functional models: every layer's config
-        models = {"model": stack.model, "encoder": stack.encoder, "decoder": stack.decoder}
+        models = {"model": stack, "encoder": stack.encoder, "decoder": stack.decoder}
     else:  # `trainer.model` is the stack, a keras.Model saved with its own config
         assert trainer.model is stack
         models = {"model": stack, "encoder": stack, "decoder": stack}

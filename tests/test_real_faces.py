@@ -21,7 +21,7 @@ def test_greedy_training_lowers_the_validation_error_of_the_assembled_model(lfw_
         input_shape=(32, 32, 3),
         normalization=normalization,
     )
-    before = sum_squared_error(validation, stack.model.predict(validation, verbose=0)).mean()
+    before = sum_squared_error(validation, stack.predict(validation, verbose=0)).mean()
     trainer = RecursiveTrainer(stack)
     trainer.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
     history = trainer.fit(faces.train, epochs=6, validation_data=validation, verbose=0)

@@ -148,7 +148,7 @@ def test_stage_from_the_logs_and_the_stage_view(tmp_path):
     stack = _stack()
     x = _images(count=4)
     logger = ReconstructionLogger(x, tmp_path, autoencoder=stack)
-    logger.set_model(stack.model)
+    logger.set_model(stack)
     logger.on_train_begin()
     # Keras' CallbackList hands numbers in the logs over as floats (2.0);
     # a phase over all levels has stage depth + 1 (3).
@@ -179,7 +179,7 @@ def test_stage_from_the_logs_and_the_stage_view(tmp_path):
 def test_no_stage_view_without_the_autoencoder(tmp_path):
     stack = _stack()
     logger = ReconstructionLogger(_images(count=2), tmp_path)
-    logger.set_model(stack.model)
+    logger.set_model(stack)
     logger.on_epoch_end(0, {})
     logger.on_epoch_end(1, {"stage": 2})
     logger.on_train_end()

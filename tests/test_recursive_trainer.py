@@ -51,7 +51,7 @@ def test_user_pair_trains_and_history_names_the_stages():
         assert len(history.history[key]) == 5
         assert np.all(np.isfinite(history.history[key]))
     for model in (trainer.model, trainer.encoder, trainer.decoder):
-        assert type(model) is keras.Model or type(model).__name__ == "Functional"
+        assert isinstance(model, keras.Model)  # functional: savable and loadable
     assert trainer.encoder.output.shape[1:] == (4, 4, 8)
     assert trainer.model.predict(x[:2], verbose=0).shape == (2, 16, 16, 3)
 
@@ -144,7 +144,7 @@ def test_a_stage_trains_its_level_and_nothing_else(case):
     )
     trainer = RecursiveTrainer(stack, cache=case["cache"])
     trainer.compile(optimizer=keras.optimizers.SGD(0.05))
-    all_layers = [l for l in stack.model.layers if l.weights]
+    all_layers = [l for l in stack.layers if l.weights]
     flags = {id(l): l.trainable for l in all_layers}
     before = _weights_by_layer(all_layers)
     training = stack.encoder_level_layers(level) + [
@@ -284,9 +284,9 @@ def test_invalid_trainer_arguments():
 
 def test_an_error_inside_a_stage_leaves_the_trainable_flags_as_they_were():
     stack = MirroredConvStack(filters=(4, 4, 4), input_shape=(8, 8, 1), normalization="shared")
-    flags = {id(l): l.trainable for l in stack.model.layers}
-    stack.model.get_layer("encoder_conv_2").trainable = False  # the user's own choice
-    flags[id(stack.model.get_layer("encoder_conv_2"))] = False
+    flags = {id(l): l.trainable for l in stack.layers}
+    stack.get_layer("encoder_conv_2").trainable = False  # the user's own choice
+    flags[id(stack.get_layer("encoder_conv_2"))] = False
 
     class Explode(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -297,4 +297,4 @@ def test_an_error_inside_a_stage_leaves_the_trainable_flags_as_they_were():
     trainer.compile()
     with pytest.raises(RuntimeError, match="boom"):
         trainer.fit(_images(8, (8, 8, 1)), epochs=1, callbacks=[Explode()], verbose=0)
-    assert {id(l): l.trainable for l in stack.model.layers} == flags
+    assert {id(l): l.trainable for l in stack.layers} == flags

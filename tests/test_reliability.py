@@ -66,7 +66,7 @@ def test_a_diverging_stage_stops_naming_it_and_completed_stages_keep_their_weigh
             self.epoch = epoch
 
         def on_epoch_end(self, epoch, logs=None):
-            after_stage[epoch] = [np.array(w) for w in stack.model.weights]
+            after_stage[epoch] = [np.array(w) for w in stack.weights]
 
         def on_train_batch_end(self, batch, logs=None):
             if self.epoch == 2 and batch == 1:
@@ -77,9 +77,9 @@ def test_a_diverging_stage_stops_naming_it_and_completed_stages_keep_their_weigh
     with pytest.raises(FloatingPointError, match="Stage 2/3 diverged.*epoch 1"):
         trainer.fit(x, epochs=2, batch_size=4, callbacks=[Blow()], verbose=0)
     stage_1 = after_stage[1]
-    for a, b in zip(stack.model.weights, stage_1):
+    for a, b in zip(stack.weights, stage_1):
         np.testing.assert_array_equal(np.array(a), b)  # stage 2 rolled back, stage 1 kept
-    assert all(np.isfinite(np.array(w)).all() for w in stack.model.weights)
+    assert all(np.isfinite(np.array(w)).all() for w in stack.weights)
 
 
 def test_a_failing_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -101,11 +101,11 @@ def test_a_finished_run_is_not_trained_again(tmp_path):
     trainer.compile()
     x = np.random.rand(8, 8, 8, 1).astype("float32")
     first = trainer.fit(x, epochs=2, batch_size=4, checkpoint_dir=tmp_path, verbose=0)
-    weights = stack.model.get_weights()
-    stack.model.set_weights([w * 0 for w in weights])  # restored from the checkpoint
+    weights = stack.get_weights()
+    stack.set_weights([w * 0 for w in weights])  # restored from the checkpoint
     again = trainer.fit(x, epochs=2, batch_size=4, checkpoint_dir=tmp_path, verbose=0)
     assert again.history == first.history
-    for a, b in zip(stack.model.get_weights(), weights):
+    for a, b in zip(stack.get_weights(), weights):
         np.testing.assert_array_equal(a, b)
 
 
@@ -130,7 +130,7 @@ def test_a_resumed_joint_run_keeps_the_level_weights_of_its_start(tmp_path):
             callbacks=list(callbacks),
             verbose=0,
         )
-        return stack.model.get_weights(), history.history["loss"]
+        return stack.get_weights(), history.history["loss"]
 
     straight = train(tmp_path / "straight")
     with pytest.raises(KeyboardInterrupt):

@@ -117,13 +117,59 @@ print(trainer.fit(x, epochs=1, batch_size=4, verbose=0).history["stage"], loaded
     assert "[1, 2] [(8, 8, 1), (4, 4, 4), (2, 2, 4)]" in out
 
 
-def test_why_a_symmetric_autoencoder_of_your_own_blocks_is_not_saved_as_itself():
-    # The Backbone pattern saves an object by its constructor arguments. For
-    # your own blocks those are the blocks, serialized one by one, and a
-    # SharedBatchNorm that E_1 and D_2 share comes back as two layers (Keras
-    # keeps sharing only inside one graph). So a SymmetricAutoencoder stays a
-    # view of levels over one functional graph, `model`, which saves the
-    # sharing; MirroredConvStack rebuilds its sharing from its arguments.
+def test_an_autoencoder_of_your_own_blocks_reloads_as_itself_with_its_shared_norm(tmp_path):
+    # The Backbone pattern for any pair: the model you train is the model you
+    # load, levels included; the norm that E_1 and D_2 share stays one layer.
+    from keras_recursive_ae import SharedBatchNorm, SymmetricAutoencoder
+
+    layers = keras.layers
+    norm = SharedBatchNorm(name="norm_1")
+    encoder = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.Sequential([layers.Conv2D(4, 3, strides=2, padding="same"), norm]),
+            layers.Conv2D(4, 3, strides=2, padding="same", name="e2"),
+        ]
+    )
+    code = keras.Input((2, 2, 4))
+    decoder = [
+        keras.Model(
+            code,
+            norm(layers.Conv2DTranspose(4, 3, strides=2, padding="same")(code), site="decoder"),
+        ),
+        layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid", name="d1"),
+    ]
+    trainer = RecursiveTrainer(encoder, decoder)
+    trainer.compile()
+    x = np.random.default_rng(0).random((8, 8, 8, 1), dtype="float32")
+    trainer.fit(x, epochs=1, batch_size=4, verbose=0)
+    assert isinstance(trainer.model, SymmetricAutoencoder)
+    trainer.model.save(tmp_path / "pair.keras")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", trainer.model.predict(x, verbose=0))
+    out = run_in_fresh_process(
+        f"""
+import numpy as np, keras
+from keras_recursive_ae import RecursiveTrainer, SharedBatchNorm, SymmetricAutoencoder
+loaded = keras.saving.load_model({str(tmp_path / "pair.keras")!r})
+assert type(loaded) is SymmetricAutoencoder, type(loaded)
+x = np.load({str(tmp_path / "x.npy")!r})
+np.testing.assert_array_equal(loaded.predict(x, verbose=0), np.load({str(tmp_path / "y.npy")!r}))
+norms = [l for l in loaded.layers if isinstance(l, SharedBatchNorm)]
+assert len(norms) == 1, norms
+assert norms[0] in loaded.encoder_level_layers(1) and norms[0] in loaded.decoder_level_layers(2)
+trainer = RecursiveTrainer(loaded)
+trainer.compile()
+print(trainer.fit(x, epochs=1, batch_size=4, verbose=0).history["stage"], loaded.shapes)
+"""
+    )
+    assert "[1, 2] [(8, 8, 1), (4, 4, 4), (2, 2, 4)]" in out
+
+
+def test_why_your_blocks_are_saved_as_one_graph_not_one_by_one():
+    # Serialized block by block, a SharedBatchNorm that E_1 and D_2 share
+    # comes back as two layers (Keras keeps sharing only inside one graph):
+    # so a SymmetricAutoencoder saves its flat graph with the levels' places.
     from keras_recursive_ae import SharedBatchNorm
 
     layers = keras.layers

@@ -47,9 +47,9 @@ def test_joint_and_end_to_end_freeze_nothing():
         stack = _stack(normalization="batch")
         trainer = RecursiveTrainer(stack, schedule=schedule)
         trainer.compile(optimizer=keras.optimizers.SGD(0.1))
-        before = [np.array(w) for w in stack.model.trainable_weights]
+        before = [np.array(w) for w in stack.trainable_weights]
         trainer.fit(np.random.rand(16, 16, 16, 3), epochs=1, batch_size=8, verbose=0)
-        after = stack.model.trainable_weights
+        after = stack.trainable_weights
         assert all(not np.array_equal(a, b) for a, b in zip(before, after)), schedule
 
 
@@ -57,7 +57,7 @@ def test_fine_tuning_follows_greedy_and_unfreezes_everything():
     stack = _stack(normalization="shared")
     trainer = RecursiveTrainer(stack)
     trainer.compile()
-    snapshots, variables = [], list(stack.model.trainable_variables)
+    snapshots, variables = [], list(stack.trainable_variables)
 
     class Watch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -98,17 +98,17 @@ def test_joint_reports_every_level_and_sums_the_weighted_terms():
     np.testing.assert_allclose(both["loss"], level_1 + level_2, rtol=1e-5)
     np.testing.assert_allclose(values[(1.0, 0.0)]["loss"], level_1, rtol=1e-5)
     np.testing.assert_allclose(values[(0.0, 2.0)]["loss"], 2 * level_2, rtol=1e-5)
-    rebuilt = stack.model.predict(x, verbose=0)
+    rebuilt = stack.predict(x, verbose=0)
     np.testing.assert_allclose(level_1, np.mean((rebuilt - x) ** 2), rtol=1e-4)
 
 
 def test_joint_targets_are_held_constant_by_default():
     stack = _stack()
     x = np.random.default_rng(0).random((8, 16, 16, 3), dtype="float32")
-    encoder_1 = stack.model.get_layer("encoder_conv_1")
+    encoder_1 = stack.get_layer("encoder_conv_1")
     moved = {}
     for stop in (True, False):
-        start = [np.array(w) for w in stack.model.weights]
+        start = [np.array(w) for w in stack.weights]
         trainer = RecursiveTrainer(
             stack, schedule="joint", level_weights=[0.0, 1.0], stop_target_gradients=stop
         )
@@ -118,7 +118,7 @@ def test_joint_targets_are_held_constant_by_default():
         # the input T_1 in both cases, and through the target only if it is
         # not held constant.
         moved[stop] = np.array(encoder_1.kernel)
-        stack.model.set_weights(start)
+        stack.set_weights(start)
     assert not np.array_equal(moved[True], moved[False])
 
 
@@ -157,7 +157,7 @@ def test_joint_model_of_a_single_level_is_the_image_loss():
     x = np.random.rand(4, 8, 8, 1).astype("float32")
     loss = model.evaluate(x, verbose=0, return_dict=True)
     np.testing.assert_allclose(
-        loss["loss"], np.mean((stack.model.predict(x, verbose=0) - x) ** 2), rtol=1e-5
+        loss["loss"], np.mean((stack.predict(x, verbose=0) - x) ** 2), rtol=1e-5
     )
 
 
@@ -211,10 +211,10 @@ def test_a_learning_rate_schedule_needs_an_explicit_fine_tune_optimizer():
     trainer = RecursiveTrainer(stack)
     schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9)
     trainer.compile(optimizer=keras.optimizers.Adam(schedule))
-    before = [np.array(w) for w in stack.model.weights]
+    before = [np.array(w) for w in stack.weights]
     with pytest.raises(ValueError, match=r"fine_tune_optimizer=.*ExponentialDecay"):
         trainer.fit(np.random.rand(8, 16, 16, 3), epochs=1, fine_tune_epochs=1, verbose=0)
-    assert all(np.array_equal(a, b) for a, b in zip(before, stack.model.weights))  # no stage ran
+    assert all(np.array_equal(a, b) for a, b in zip(before, stack.weights))  # no stage ran
     trainer.compile(optimizer=keras.optimizers.Adam(schedule), fine_tune_optimizer="sgd")
     history = trainer.fit(np.random.rand(8, 16, 16, 3), epochs=1, fine_tune_epochs=1, verbose=0)
     assert history.history["stage"] == [1, 2, 3]
@@ -266,7 +266,7 @@ def test_joint_default_weights_never_exceed_their_value_before_training():
     model.compile(optimizer=keras.optimizers.SGD(0.0))
     model.adapt(x)
     start = np.array(model.weight_ceilings)
-    conv = stack.model.get_layer("encoder_conv_1")  # T_1 shrinks tenfold
+    conv = stack.get_layer("encoder_conv_1")  # T_1 shrinks tenfold
     conv.kernel.assign(np.array(conv.kernel) / 10)
     conv.bias.assign(np.array(conv.bias) / 10)
     tensors = stack.level_tensors_model().predict(x, verbose=0)
@@ -300,7 +300,7 @@ def test_joint_by_default_learns_the_image_as_fast_as_end_to_end(lfw_dir, size):
         trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
         curve = curves[schedule] = []
         score = keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda *_, c=curve, m=stack.model: c.append(_held_out_sse(m, held_out))
+            on_epoch_end=lambda *_, c=curve, m=stack: c.append(_held_out_sse(m, held_out))
         )
         trainer.fit(train, epochs=3, batch_size=32, callbacks=[score], verbose=0)
     assert all(j <= 1.1 * e for j, e in zip(curves["joint"], curves["end_to_end"])), curves

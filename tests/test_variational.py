@@ -61,7 +61,7 @@ def test_variational_stack_restores_shapes_and_trains_greedily():
         kl_weight=0.1,
     )
     assert stack.shapes == [(15, 13, 3), (8, 7, 4), (6,)]
-    bottleneck = stack.model.get_layer("variational_bottleneck")
+    bottleneck = stack.get_layer("variational_bottleneck")
     assert bottleneck in stack.encoder_level_layers(2)
     trainer = RecursiveTrainer(stack)
     trainer.compile(optimizer="adam")

@@ -11,7 +11,6 @@ import keras
 import numpy as np
 
 from keras_recursive_ae import metrics
-from keras_recursive_ae.models.mirrored_conv_stack import MirroredConvStack
 from keras_recursive_ae.models.symmetric_autoencoder import SymmetricAutoencoder
 from keras_recursive_ae.utils.arguments import check_choice, check_int
 from keras_recursive_ae.utils.images import check_image_batch
@@ -93,7 +92,7 @@ class ReconstructionLogger(keras.callbacks.Callback):
     constructor raises an `ImportError` naming the `pip install` command
     when one is missing.
 
-    Reconstructions come from `autoencoder.model` when `autoencoder` is
+    Reconstructions come from `autoencoder` when it is
     given, otherwise from the callback's `model`: the model being fit on a
     plain `keras.Model.fit`, the full autoencoder on a `RecursiveTrainer.fit`.
     They run in inference mode (`training=False`).
@@ -161,8 +160,6 @@ class ReconstructionLogger(keras.callbacks.Callback):
             )
         self.log_dir = os.fspath(log_dir)
         self.every = check_int(every, "every", minimum=1)
-        if isinstance(autoencoder, MirroredConvStack):
-            autoencoder = autoencoder.levels
         if autoencoder is not None and not isinstance(autoencoder, SymmetricAutoencoder):
             raise ValueError(
                 "Invalid value for argument `autoencoder`. Expected a "
@@ -226,7 +223,7 @@ class ReconstructionLogger(keras.callbacks.Callback):
             self._writer.write(first.SerializeToString())
 
     def _reconstruct(self):
-        model = self.autoencoder.model if self.autoencoder is not None else self.model
+        model = self.autoencoder if self.autoencoder is not None else self.model
         output = model(self.images, training=False)
         shape = None if isinstance(output, (list, tuple, dict)) else tuple(output.shape)
         if shape != self.images.shape:

@@ -39,7 +39,7 @@ class _Spec:
 
 
 @keras.saving.register_keras_serializable(package="keras_recursive_ae")
-class MirroredConvStack(keras.Model):
+class MirroredConvStack(SymmetricAutoencoder):
     """A symmetric convolutional autoencoder, one conv block per level.
 
     Encoder level `k` is a `Conv2D` (`filters[k-1]` filters, kernel
@@ -102,7 +102,7 @@ class MirroredConvStack(keras.Model):
     stack = MirroredConvStack(filters=(16, 32, 64), input_shape=(32, 32, 3),
                               normalization="shared")
     stack.shapes   # [(32, 32, 3), (16, 16, 16), (8, 8, 32), (4, 4, 64)]
-    stack.model.summary()
+    stack.summary()
     ```
     """
 
@@ -173,18 +173,16 @@ class MirroredConvStack(keras.Model):
             dtype=keras.dtype_policies.get(dtype) if dtype else keras.config.dtype_policy(),
         )
         encoder_blocks, decoder_blocks = _make_blocks(spec, tuple(shape))
-        levels = SymmetricAutoencoder(
-            encoder_blocks, decoder_blocks, shape, decoder_order="outermost_first", name=name
-        )
-        # The object you configure is the model you save (keras-hub's
-        # Backbone pattern): a functional model over the levels' graph.
+        # === Functional Model ===
         super().__init__(
-            levels.model.inputs[0], levels.model.outputs[0], name=name, dtype=spec.dtype, **kwargs
+            encoder_blocks,
+            decoder_blocks,
+            shape,
+            decoder_order="outermost_first",
+            name=name,
+            dtype=spec.dtype,
+            **kwargs,
         )
-        # The trainer trains and hands callbacks this object; `model` stays
-        # a plain functional view of the same layers.
-        levels.plain_model, levels.model = levels.model, self
-        self.levels = levels
 
         # === Config ===
         for field in dataclasses.fields(spec):
@@ -207,37 +205,6 @@ class MirroredConvStack(keras.Model):
             "latent_dim": latent_dim,
             "kl_weight": kl_weight,
         }
-
-    # The levels, as a `SymmetricAutoencoder` shows them.
-    @property
-    def model(self):
-        """The same autoencoder as a plain functional `keras.Model` (same layers)."""
-        return self.levels.plain_model
-
-    depth = property(lambda self: self.levels.depth, doc="The number of levels `n`.")
-    shapes = property(lambda self: self.levels.shapes, doc="Shapes of `T_0..T_n`.")
-    encoder = property(lambda self: self.levels.encoder, doc="Images -> `T_n`.")
-    decoder = property(lambda self: self.levels.decoder, doc="`T_n` -> images.")
-    encoder_levels = property(lambda self: self.levels.encoder_levels, doc="`E_1..E_n`.")
-    decoder_levels = property(lambda self: self.levels.decoder_levels, doc="`D_1..D_n`.")
-    encoder_blocks = property(lambda self: self.levels.encoder_blocks)
-    decoder_blocks = property(lambda self: self.levels.decoder_blocks)
-
-    def encoder_prefix(self, level):
-        """The encoder up to `T_level`: see `SymmetricAutoencoder.encoder_prefix`."""
-        return self.levels.encoder_prefix(level)
-
-    def level_tensors_model(self):
-        """See `SymmetricAutoencoder.level_tensors_model`."""
-        return self.levels.level_tensors_model()
-
-    def encoder_level_layers(self, level):
-        """The layers that `E_level` owns."""
-        return self.levels.encoder_level_layers(level)
-
-    def decoder_level_layers(self, level):
-        """The layers that `D_level` calls."""
-        return self.levels.decoder_level_layers(level)
 
     @classmethod
     def paper(cls, input_shape=(128, 128, 3), base_filters=16, depth=None, **kwargs):

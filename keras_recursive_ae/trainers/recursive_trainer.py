@@ -6,7 +6,6 @@ import keras
 
 from keras_recursive_ae import generation
 from keras_recursive_ae.models.levels import levels_of, warn_about_dropout
-from keras_recursive_ae.models.mirrored_conv_stack import MirroredConvStack
 from keras_recursive_ae.models.symmetric_autoencoder import SymmetricAutoencoder
 from keras_recursive_ae.trainers import distribution as distribution_lib
 from keras_recursive_ae.trainers.phase_compile import phase_compile_args
@@ -152,8 +151,6 @@ class RecursiveTrainer:
             )
         self._compile_args = None
         self._autoencoder = None
-        if isinstance(encoder, MirroredConvStack):
-            encoder = encoder.levels
         if isinstance(encoder, SymmetricAutoencoder):
             if decoder is not None:
                 raise ValueError(
@@ -198,7 +195,7 @@ class RecursiveTrainer:
 
     @property
     def autoencoder(self):
-        """The `SymmetricAutoencoder` being trained: levels, shapes, views."""
+        """The `SymmetricAutoencoder` being trained (also `model`): levels, shapes, views."""
         if self._autoencoder is None:
             raise ValueError(
                 "The trainer does not know the input shape yet: pass "
@@ -209,8 +206,8 @@ class RecursiveTrainer:
 
     @property
     def model(self):
-        """The full autoencoder, a plain Keras functional model."""
-        return self.autoencoder.model
+        """The full autoencoder, a functional `keras.Model` (a `SymmetricAutoencoder`)."""
+        return self.autoencoder
 
     @property
     def encoder(self):
@@ -521,7 +518,7 @@ class RecursiveTrainer:
         autoencoder = self.autoencoder
         level = phase.level or 1
         frozen = [layer for k in range(1, level) for layer in autoencoder.encoder_level_layers(k)]
-        before = autoencoder.model.get_weights()
+        before = autoencoder.get_weights()
         with _frozen(frozen):
             model = self._phase_model(phase)
             fine_tuning = phase.level is None and self.schedule == "greedy"
@@ -545,7 +542,7 @@ class RecursiveTrainer:
             # The run's verbose and epochs stay; each phase has its own steps.
             run.callbacks.set_params({**run.callbacks.params, "steps": steps})
             try:
-                with _optimizer_of(autoencoder.model, model.optimizer):
+                with _optimizer_of(autoencoder, model.optimizer):
                     model.fit(
                         inputs,
                         epochs=phase.epochs,
@@ -561,7 +558,7 @@ class RecursiveTrainer:
             except BaseException:
                 # A failed phase leaves no half-trained weights behind; the
                 # phases before it keep theirs.
-                autoencoder.model.set_weights(before)
+                autoencoder.set_weights(before)
                 raise
 
 

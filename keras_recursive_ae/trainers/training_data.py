@@ -35,10 +35,10 @@ class TrainingData:
     """
 
     def __init__(self, autoencoder, cache, x, validation_data, batch_size, greedy):
-        sigmoid = _ends_in_sigmoid(autoencoder.model)
+        sigmoid = _ends_in_sigmoid(autoencoder)
         for argument, data in (("x", x), ("validation_data", validation_data)):
             if data is not None:
-                check_images(data, argument, autoencoder.input_shape)
+                check_images(data, argument, autoencoder.shapes[0])
                 check_values(data, argument, sigmoid)
         self.autoencoder = autoencoder
         self.cache = cache
@@ -107,7 +107,7 @@ class TrainingData:
         """A function returning the full model's loss on the validation images, or `None`."""
         if self.validation_data is None:
             return None
-        images, model = self.validation_data, self.autoencoder.model
+        images, model = self.validation_data, self.autoencoder
         return lambda: phase_relay.image_loss(model, images, loss, self.batch_size)
 
 
