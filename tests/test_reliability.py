@@ -257,7 +257,7 @@ def test_mirrored_conv_stack_names_every_invalid_argument(argument, value):
         "normalization": [None],
         "activation": [None],  # Keras' "no activation"
         "output_activation": [None],
-        "kl_weight": [0, 2.5],
+        "kl_weight": [None, 0, 2.5],  # None: the default weight
     }.get(argument, [])
     if _is_one_of(value, valid):
         MirroredConvStack(**arguments)
@@ -339,7 +339,7 @@ def test_shared_batch_norm_names_every_invalid_argument(argument, value):
 def test_variational_bottleneck_names_every_invalid_argument(argument, value):
     arguments = {"latent_dim": 2, argument: value}
     build = lambda: VariationalBottleneck(**arguments)(np.random.rand(2, 3, 3, 4))
-    if _is_one_of(value, {"kl_weight": [0, 2.5], "seed": [None, 0]}.get(argument, [])):
+    if _is_one_of(value, {"kl_weight": [None, 0, 2.5], "seed": [None, 0]}.get(argument, [])):
         assert keras.ops.shape(build()) == (2, 2)
         return
     _raises_naming(argument, build)

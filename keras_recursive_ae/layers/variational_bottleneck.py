@@ -7,6 +7,19 @@ import numpy as np
 from keras import ops
 
 from keras_recursive_ae.utils.arguments import check_int
+from keras_recursive_ae.utils.messages import describe
+
+KL_SCALE = 0.01
+"""The default KL weight times the number of values the model rebuilds.
+
+With `loss="mse"` (a mean over the `N` rebuilt values), the negative ELBO of
+a Gaussian decoder of standard deviation `s` per value, divided by `N` and
+multiplied by `2 s**2`, is `mse + (2 s**2 / N) * KL`: `kl_weight = KL_SCALE / N`
+is that balance at `s = 0.07` (`2 s**2 = 0.01`), in the units of the rebuilt
+values. At `1 / N` (`s = 0.71`) the paper's network diverged in its innermost
+greedy stage on all of LFW at 128x128; at `0.01 / N` it trained (docs/results.md,
+run F), the LFW runner's `GREEDY_KL_SCALE`.
+"""
 
 
 @keras.saving.register_keras_serializable(package="keras_recursive_ae")
@@ -24,9 +37,27 @@ class VariationalBottleneck(keras.layers.Layer):
     Decode `z` with a `Dense` layer and a `Reshape` back to the shape this
     layer received.
 
+    The KL term is summed over the code while a loss such as `"mse"` is a
+    mean over the `N` values the model rebuilds, so a weight of `1.0` makes
+    KL outweigh the reconstruction by about `N` and collapses every code to
+    the prior (all samples alike, reconstructions no better than the mean
+    image). The default keeps the KL term on the scale of a mean loss:
+    `KL_SCALE / N` (`0.01 / N`), the ELBO of a Gaussian decoder with standard
+    deviation 0.07 per rebuilt value, divided by `N`. The layer takes `N` to
+    be the number of values it receives per example (about the size of the
+    tensor that an innermost decoder level rebuilds); `MirroredConvStack`
+    passes `0.01` over the values of `T_{n-1}`, which its innermost stage
+    rebuilds. With a loss summed over values, or a decoder that rebuilds a
+    tensor of a very different size, pass the weight yourself.
+
     Args:
         latent_dim: size of the code.
-        kl_weight: weight of the KL term. Defaults to `1.0`.
+        kl_weight: weight of the KL term per example, a non-negative number,
+            or `None` (default): `KL_SCALE` (0.01) over the number of values
+            of the layer's input per example, set when the layer is built.
+            Larger weights hold the codes closer to N(0, I) (smoother samples,
+            blurrier reconstructions); `0` trains a plain autoencoder with
+            noisy codes.
         seed: optional non-negative integer seed of the sampling noise.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
@@ -47,10 +78,10 @@ class VariationalBottleneck(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, latent_dim, kl_weight=1.0, seed=None, **kwargs):
+    def __init__(self, latent_dim, kl_weight=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
-        if (
+        if kl_weight is not None and (
             not isinstance(kl_weight, (int, float, np.number))
             or isinstance(kl_weight, bool)
             or not math.isfinite(kl_weight)
@@ -58,11 +89,14 @@ class VariationalBottleneck(keras.layers.Layer):
         ):
             raise ValueError(
                 "Invalid value for argument `kl_weight`. Expected a non-negative "
-                f"number. Received: kl_weight={kl_weight!r}"
+                "number, or None for 0.01 over the number of values the layer "
+                f"receives. Received: kl_weight={describe(kl_weight)}"
             )
         seed = check_int(seed, "seed", allow_none=True)
         self.latent_dim = latent_dim
-        self.kl_weight = float(kl_weight)
+        self.kl_weight = None if kl_weight is None else float(kl_weight)
+        # The weight in use: `kl_weight`, or the default once the input is known.
+        self._kl_loss_weight = self.kl_weight
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.mean_head = keras.layers.Dense(latent_dim, name="mean", dtype=self.dtype_policy)
@@ -74,6 +108,8 @@ class VariationalBottleneck(keras.layers.Layer):
 
     def build(self, input_shape):
         flat_shape = (input_shape[0], math.prod(input_shape[1:]))
+        if self.kl_weight is None:
+            self._kl_loss_weight = KL_SCALE / flat_shape[1]
         self.mean_head.build(flat_shape)
         self.log_var_head.build(flat_shape)
 
@@ -85,7 +121,7 @@ class VariationalBottleneck(keras.layers.Layer):
         # 65504 and bfloat16 sums the code with 3 significant digits.
         mean32, log_var32 = ops.cast(mean, "float32"), ops.cast(log_var, "float32")
         kl = -0.5 * ops.sum(1.0 + log_var32 - ops.square(mean32) - ops.exp(log_var32), axis=-1)
-        self.add_loss(self.kl_weight * ops.mean(kl))
+        self.add_loss(self._kl_loss_weight * ops.mean(kl))
         if not training:
             return mean
         noise = keras.random.normal(ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator)

@@ -6,7 +6,7 @@ import math
 import keras
 
 from keras_recursive_ae.layers.shared_batch_norm import SharedBatchNorm
-from keras_recursive_ae.layers.variational_bottleneck import VariationalBottleneck
+from keras_recursive_ae.layers.variational_bottleneck import KL_SCALE, VariationalBottleneck
 from keras_recursive_ae.models.symmetric_autoencoder import (
     SymmetricAutoencoder,
     standardize_input_shape,
@@ -88,7 +88,12 @@ class MirroredConvStack(SymmetricAutoencoder):
             output shape. Sample new images with
             `RecursiveTrainer.generate`.
         latent_dim: size of the variational code.
-        kl_weight: weight of the KL loss of the variational code.
+        kl_weight: weight of the KL loss of the variational code (see
+            `VariationalBottleneck`), or `None` (default): `0.01` over the
+            number of values of `T_{n-1}`, which the innermost level
+            rebuilds, so that with a mean loss such as `"mse"` the KL term
+            is on the reconstruction's scale and the codes do not collapse
+            to the prior (`1.0`, the previous default, collapsed them).
         name: name of the assembled model.
         dtype: the dtype policy of every layer (e.g. `"mixed_bfloat16"`);
             `None` (default) takes the global policy at construction. It is
@@ -124,7 +129,7 @@ class MirroredConvStack(SymmetricAutoencoder):
         kernel_initializer="glorot_uniform",
         variational=False,
         latent_dim=None,
-        kl_weight=1.0,
+        kl_weight=None,
         name="mirrored_conv_stack",
         dtype=None,
         **kwargs,
@@ -310,7 +315,11 @@ def _make_blocks(spec, input_shape):
         if innermost_variational:
             x = VariationalBottleneck(
                 spec.latent_dim,
-                kl_weight=spec.kl_weight,
+                kl_weight=(
+                    KL_SCALE / math.prod(shapes[k - 1])
+                    if spec.kl_weight is None
+                    else spec.kl_weight
+                ),
                 name="variational_bottleneck",
                 dtype=spec.dtype,
             )(x)
