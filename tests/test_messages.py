@@ -2,9 +2,14 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from keras_recursive_ae import RecursiveTrainer, SharedBatchNorm, VariationalBottleneck, load_lfw
+from keras_recursive_ae.utils import arguments
 from keras_recursive_ae.utils.messages import MAX_CHARACTERS, describe
+
+layers = keras.layers
 
 BIG = np.zeros((64, 16, 16, 1), "float32")
 BIG_TEXT = "array of shape (64, 16, 16, 1) and dtype float32"
@@ -36,3 +41,75 @@ def test_describe_survives_a_broken_repr():
             raise RuntimeError("no repr")
 
     assert describe(Broken()).startswith("<Broken")
+
+
+@pytest.mark.parametrize(
+    "build, argument",
+    [
+        (lambda: arguments.check_int(BIG, "epochs"), "epochs"),
+        (lambda: arguments.check_choice(BIG, "schedule", ("greedy",)), "schedule"),
+        (lambda: arguments.epochs_per_level(BIG, 3), "epochs"),
+        (lambda: arguments.standardize_level_weights(BIG, 3), "level_weights"),
+        (lambda: VariationalBottleneck(4, kl_weight=BIG), "kl_weight"),
+        (lambda: VariationalBottleneck(BIG), "latent_dim"),
+        (lambda: SharedBatchNorm(momentum=BIG), "momentum"),
+        (lambda: SharedBatchNorm(epsilon=BIG), "epsilon"),
+        (lambda: SharedBatchNorm(axis=BIG), "axis"),
+        (lambda: load_lfw(grayscale=BIG), "grayscale"),
+        (lambda: load_lfw(test_split=BIG), "test_split"),
+        (lambda: load_lfw(data_dir=BIG), "data_dir"),
+    ],
+)
+def test_an_array_passed_by_mistake_is_named_by_shape_and_dtype(build, argument):
+    with pytest.raises((ValueError, TypeError)) as error:
+        build()
+    message = str(error.value)
+    assert f"{argument}={BIG_TEXT}" in message, message
+    assert len(message) < 500, message
+
+
+def test_a_subclassed_model_with_encoder_and_decoder_is_told_to_pass_them():
+    class Autoencoder(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.encoder = keras.Sequential([layers.Conv2D(4, 3, strides=2, padding="same")])
+            self.decoder = keras.Sequential(
+                [layers.Conv2DTranspose(1, 3, strides=2, padding="same")]
+            )
+
+        def call(self, x):
+            return self.decoder(self.encoder(x))
+
+    model = Autoencoder()
+    with pytest.raises(TypeError, match=r"RecursiveTrainer\(model\.encoder, model\.decoder\)"):
+        RecursiveTrainer(model)
+    # ... the route that works:
+    trainer = RecursiveTrainer(model.encoder, model.decoder, input_shape=(8, 8, 1))
+    assert trainer.autoencoder.shapes == [(8, 8, 1), (4, 4, 4)]
+
+
+def test_a_multi_output_encoder_is_pointed_to_the_variational_bottleneck():
+    # keras-io's VAE encoder: Model(inputs, [z_mean, z_log_var, z]).
+    class Sampling(layers.Layer):
+        def call(self, inputs):
+            z_mean, z_log_var = inputs
+            noise = keras.random.normal(keras.ops.shape(z_mean))
+            return z_mean + keras.ops.exp(0.5 * z_log_var) * noise
+
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Flatten()(layers.Conv2D(4, 3, strides=2, padding="same")(inputs))
+    z_mean, z_log_var = layers.Dense(2)(x), layers.Dense(2)(x)
+    encoder = keras.Model(inputs, [z_mean, z_log_var, Sampling()([z_mean, z_log_var])])
+    decoder = keras.Sequential([layers.Dense(64), layers.Reshape((8, 8, 1))])
+    with pytest.raises(TypeError, match="one input and one output.*VariationalBottleneck"):
+        RecursiveTrainer(encoder, decoder)
+
+
+def test_a_plain_subclassed_model_still_gets_the_list_of_blocks_hint():
+    class Plain(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="pass its blocks as a list") as error:
+        RecursiveTrainer(Plain(), [layers.Conv2D(3, 3, padding="same")])
+    assert "model.encoder" not in str(error.value)

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from keras_recursive_ae.datasets import lfw_files
 from keras_recursive_ae.utils.arguments import check_choice, check_int
+from keras_recursive_ae.utils.messages import describe
 
 LFW_DEEPFUNNELED_URL = "http://vis-www.cs.umass.edu/lfw/lfw-deepfunneled.tgz"
 """Official URL of the deep-funneled LFW archive, used by `download=True`."""
@@ -265,14 +266,14 @@ def load_lfw(
         if not isinstance(value, (bool, np.bool_)):
             raise ValueError(
                 f"Invalid value for argument `{name}`. Expected True or "
-                f"False. Received: {name}={value!r}"
+                f"False. Received: {name}={describe(value)}"
             )
     for name, value in (("validation_split", validation_split), ("test_split", test_split)):
         number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
         if not number or not 0 <= value < 1:
             raise ValueError(
                 f"Invalid value for argument `{name}`. Expected a number in "
-                f"[0, 1). Received: {name}={value}"
+                f"[0, 1). Received: {name}={describe(value)}"
             )
     if validation_split + test_split >= 1:
         raise ValueError(
@@ -287,7 +288,7 @@ def load_lfw(
     if data_options is not None and not isinstance(data_options, tf.data.Options):
         raise ValueError(
             "Invalid value for argument `data_options`. Expected a "
-            f"`tf.data.Options` or None. Received: data_options={data_options!r}"
+            f"`tf.data.Options` or None. Received: data_options={describe(data_options)}"
         )
     options = dict(
         validation_split=validation_split,
@@ -303,7 +304,7 @@ def load_lfw(
         if not isinstance(data_dir, (str, os.PathLike)):
             raise ValueError(
                 "Invalid value for argument `data_dir`. Expected a path to an "
-                f"LFW folder or .tgz archive, or None. Received: data_dir={data_dir!r}"
+                f"LFW folder or .tgz archive, or None. Received: data_dir={describe(data_dir)}"
             )
         path = Path(os.fspath(data_dir)).expanduser()
         if not path.exists():

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from keras_recursive_ae.utils.arguments import check_choice
+from keras_recursive_ae.utils.messages import describe
 
 _DECODER_STATISTICS = ("encoder", "batch")
 _SITES = ("encoder", "decoder")
@@ -81,19 +82,20 @@ class SharedBatchNorm(keras.layers.BatchNormalization):
         axis = kwargs.get("axis", -1)
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
             raise ValueError(
-                f"Invalid value for argument `axis`. Expected an integer. Received: axis={axis!r}"
+                "Invalid value for argument `axis`. Expected an integer. "
+                f"Received: axis={describe(axis)}"
             )
         momentum = kwargs.get("momentum", 0.99)
         if not _is_number(momentum) or not 0 <= momentum <= 1:
             raise ValueError(
                 "Invalid value for argument `momentum`. Expected a number in "
-                f"[0, 1]. Received: momentum={momentum!r}"
+                f"[0, 1]. Received: momentum={describe(momentum)}"
             )
         epsilon = kwargs.get("epsilon", 1e-3)
         if not _is_number(epsilon) or not 0 < epsilon < math.inf:
             raise ValueError(
                 "Invalid value for argument `epsilon`. Expected a finite "
-                f"positive number. Received: epsilon={epsilon!r}"
+                f"positive number. Received: epsilon={describe(epsilon)}"
             )
         super().__init__(**kwargs)
         self.decoder_statistics = decoder_statistics
@@ -113,7 +115,7 @@ class SharedBatchNorm(keras.layers.BatchNormalization):
             raise ValueError(
                 f"Invalid value for call argument `site` of layer "
                 f"'{self.name}'. Expected one of {_SITES}. "
-                f"Received: site={site!r}"
+                f"Received: site={describe(site)}"
             )
         if site == "decoder" and self.decoder_statistics == "encoder":
             # Inference mode reads the encoder's moving statistics and never

@@ -25,13 +25,31 @@ def levels_of(model, argument):
         return list(model.layers)
     if isinstance(model, keras.Model) and is_graph_model(model):
         return _chain(model, argument)
+    hint = "A subclassed model hides its levels: pass its blocks as a list."
+    if isinstance(model, keras.Model) and _has_halves(model):
+        hint = (
+            "A subclassed model hides its levels, but this one has `encoder` and "
+            "`decoder` attributes: if they are its two halves (each a "
+            "keras.Sequential, a list of blocks or a functional chain), pass them: "
+            "`RecursiveTrainer(model.encoder, model.decoder)`. Otherwise pass its "
+            "blocks as a list."
+        )
     raise TypeError(
         f"Expected `{argument}` to be a keras.Sequential, a list of blocks (one "
         "per level), or a functional keras.Model whose layers form a single "
         "chain; or `encoder` to be a MirroredConvStack or a "
         f"SymmetricAutoencoder. Received: {argument} of type {type(model).__name__}. "
-        "A subclassed model hides its levels: pass its blocks as a list."
+        f"{hint}"
     )
+
+
+def _has_halves(model):
+    """Whether `model` has `encoder` and `decoder` attributes holding layers or models."""
+    try:
+        halves = (getattr(model, "encoder", None), getattr(model, "decoder", None))
+    except Exception:  # a property that fails
+        return False
+    return all(isinstance(half, (keras.layers.Layer, list, tuple)) for half in halves)
 
 
 def is_graph_model(block):
@@ -47,9 +65,21 @@ def is_graph_model(block):
 def _chain(model, argument):
     """The top-level layers of a functional model whose graph is one chain."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
+        hint = ""
+        if len(model.outputs) > 1 and argument != "decoder":
+            hint = (
+                " Several outputs, such as a variational encoder's `[z_mean, "
+                "z_log_var, z]`, have no one tensor to train the next level on: end "
+                "the encoder's last level with "
+                "`keras_recursive_ae.VariationalBottleneck(latent_dim)` instead (one "
+                "output, the code; it samples it and adds the KL loss itself), or "
+                "build the whole network with `MirroredConvStack(..., "
+                "variational=True, latent_dim=...)`."
+            )
         raise TypeError(
             f"Expected `{argument}` to have one input and one output. Received a "
             f"model with {len(model.inputs)} inputs and {len(model.outputs)} outputs."
+            f"{hint}"
         )
     tensor = model.inputs[0]
     blocks = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]

@@ -2,6 +2,8 @@
 
 import numbers
 
+from keras_recursive_ae.utils.messages import describe
+
 
 def check_choice(value, argument, choices):
     """Returns the one of `choices` that `value` is, else raises `ValueError`.
@@ -16,7 +18,7 @@ def check_choice(value, argument, choices):
             return choice
     raise ValueError(
         f"Invalid value for argument `{argument}`. Expected one of {tuple(choices)}. "
-        f"Received: {argument}={value!r}"
+        f"Received: {argument}={describe(value)}"
     )
 
 
@@ -31,7 +33,7 @@ def check_int(value, argument, minimum=0, allow_none=False):
         what = "non-negative" if minimum == 0 else "strictly positive"
         raise ValueError(
             f"Invalid value for argument `{argument}`. Expected a {what} integer"
-            f"{' or None' if allow_none else ''}. Received: {argument}={value!r}"
+            f"{' or None' if allow_none else ''}. Received: {argument}={describe(value)}"
         )
     return int(value)
 
@@ -49,7 +51,7 @@ def epochs_per_level(epochs, depth):
     raise ValueError(
         "Invalid value for argument `epochs`. Expected a non-negative integer "
         f"or a list of {depth} of them (one per level, outermost first). "
-        f"Received: epochs={epochs!r}"
+        f"Received: epochs={describe(epochs)}"
     )
 
 
@@ -67,6 +69,6 @@ def standardize_level_weights(level_weights, depth):
         raise ValueError(
             "Invalid value for argument `level_weights`. Expected "
             f"{depth} non-negative numbers (one per level, outermost first), "
-            f"not all zero. Received: level_weights={level_weights!r}"
+            f"not all zero. Received: level_weights={describe(level_weights)}"
         )
     return [float(w) for w in weights]
