@@ -66,7 +66,7 @@ def test_shared_batch_norm_keeps_float32_variables_and_statistics(policy):
 
 
 def test_variational_bottleneck_computes_its_kl_term_in_float32(policy):
-    layer = VariationalBottleneck(8)
+    layer = VariationalBottleneck(8, kl_weight=1.0)
     x = np.ones((2, 2, 2, 1), dtype="float32")
     layer.build(x.shape)
     # A mean of 300 on every code: mean**2 overflows float16, and bfloat16
