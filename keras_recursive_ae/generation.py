@@ -23,6 +23,7 @@ import os
 import numpy as np
 
 from keras_recursive_ae.layers.variational_bottleneck import VariationalBottleneck
+from keras_recursive_ae.models.symmetric_autoencoder import owned_layers
 from keras_recursive_ae.utils.arguments import check_int
 from keras_recursive_ae.utils.images import check_images, check_values
 
@@ -327,12 +328,8 @@ def code_prior(encoder):
     Raises:
         ValueError: the encoder has no `VariationalBottleneck`.
     """
-    pending = list(encoder.layers)
-    while pending:
-        layer = pending.pop()
-        if isinstance(layer, VariationalBottleneck):
-            return LatentDensity.standard_normal(encoder.output_shape[1:])
-        pending.extend(getattr(layer, "layers", []))  # the layers of a nested model
+    if any(isinstance(layer, VariationalBottleneck) for layer in owned_layers(encoder)):
+        return LatentDensity.standard_normal(encoder.output_shape[1:])
     raise ValueError(
         "This autoencoder is deterministic (its encoder has no "
         "VariationalBottleneck), so its codes follow no known distribution. "

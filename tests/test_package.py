@@ -2,30 +2,29 @@
 
 - `import keras_recursive_ae` under JAX or PyTorch loads no TensorFlow: only
   the LFW loader (`keras_recursive_ae.datasets.lfw`, loaded on first use) needs it.
-- The core package never imports the experiment runner
-  (`keras_recursive_ae.experiments`).
-- No module of the package is over 350 code lines (lines that are not
-  blank, comments or docstrings).
+- The experiments (`experiments/` beside the package) are not in the wheel:
+  the library never imports them, and the LFW runner uses only its public API.
 """
 
 import ast
 import importlib.util
-import io
 import os
 import subprocess
 import sys
 import textwrap
-import tokenize
 
 import pytest
 from conftest import REPO_ROOT
 
 PACKAGE_DIR = REPO_ROOT / "keras_recursive_ae"
-EXPERIMENTS = "keras_recursive_ae.experiments"
-MAX_CODE_LINES = 350
-# Modules over the limit, each with the reason (strict: once a module is
-# under the limit, its entry must go).
-KNOWN_LONG_MODULES = {}
+EXPERIMENTS = "experiments"
+# What the experiments may import of the library: its public API.
+PUBLIC_MODULES = {
+    "keras_recursive_ae",
+    "keras_recursive_ae.metrics",
+    "keras_recursive_ae.generation",
+    "keras_recursive_ae.datasets.lfw",
+}
 
 
 def _run(code, backend):
@@ -100,11 +99,7 @@ def test_lfw_names_load_on_first_use_and_stay_importable():
 
 
 def _core_modules():
-    return sorted(
-        path
-        for path in PACKAGE_DIR.rglob("*.py")
-        if "experiments" not in path.relative_to(PACKAGE_DIR).parts
-    )
+    return sorted(PACKAGE_DIR.rglob("*.py"))
 
 
 def _package_of(path):
@@ -138,15 +133,15 @@ def test_imported_names_resolve_every_form_of_import():
 
 
         def f():
-            from .experiments import lfw
-            from . import experiments
-            import keras_recursive_ae.experiments.lfw.cli
+            from .lfw import cli
+            from . import run
+            import experiments.lfw.figures
         """
     )
-    names = _imported_names(source, "keras_recursive_ae")
+    names = _imported_names(source, "experiments.lfw")
     assert {"keras", "keras.ops"} <= set(names)
-    assert names.count("keras_recursive_ae.experiments") == 2
-    assert {"keras_recursive_ae.experiments.lfw", "keras_recursive_ae.experiments.lfw.cli"} <= set(
+    assert names.count("experiments.lfw") == 1
+    assert {"experiments.lfw.lfw.cli", "experiments.lfw.run", "experiments.lfw.figures"} <= set(
         names
     )
     assert _package_of(PACKAGE_DIR / "metrics.py") == "keras_recursive_ae"
@@ -184,59 +179,32 @@ def test_importing_every_core_module_loads_no_experiment():
     assert result.stdout.strip() == "[]"
 
 
-def code_lines(source):
-    """Lines of `source` that hold code: not blank, comments or docstrings."""
-    docstrings = set()
+def _library_imports(source):
+    """`(module, name)` for every import of the library in `source` (`name` None for a module)."""
     for node in ast.walk(ast.parse(source)):
-        if (
-            isinstance(node, ast.Expr)
-            and isinstance(node.value, ast.Constant)
-            and isinstance(node.value.value, str)
-        ):
-            docstrings.update(range(node.lineno, node.end_lineno + 1))
-    lines = set()
-    skipped = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT}
-    skipped |= {tokenize.DEDENT, tokenize.ENDMARKER}
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type not in skipped:
-            lines.update(range(token.start[0], token.end[0] + 1))
-    return len(lines - docstrings)
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, None) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            yield from ((node.module, alias.name) for alias in node.names)
 
 
-def test_code_lines_skip_docstrings_comments_and_blank_lines():
-    source = textwrap.dedent(
-        '''\
-        """Doc.
+def test_the_lfw_runner_uses_only_the_public_api_and_is_not_in_the_wheel():
+    # (experiments/studies/feeding.py times the trainer's internals on purpose.)
+    import keras_recursive_ae
 
-        More."""
-
-        # note
-        x = (
-            1,
+    experiment_files = sorted((REPO_ROOT / EXPERIMENTS / "lfw").rglob("*.py"))
+    assert len(experiment_files) >= 10
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}: {module} {name}"
+        for path in experiment_files
+        for module, name in _library_imports(path.read_text(encoding="utf-8"))
+        if module.split(".")[0] == "keras_recursive_ae"
+        and (
+            module not in PUBLIC_MODULES
+            or (module == "keras_recursive_ae" and name not in keras_recursive_ae.__all__)
         )
-
-
-        def f():
-            """Doc."""
-            return x  # why
-        '''
-    )
-    assert code_lines(source) == 5
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(
-            path,
-            id=str(path.relative_to(REPO_ROOT)),
-            marks=[pytest.mark.xfail(reason=KNOWN_LONG_MODULES[key], strict=True)]
-            if (key := str(path.relative_to(REPO_ROOT))) in KNOWN_LONG_MODULES
-            else [],
-        )
-        for path in sorted(PACKAGE_DIR.rglob("*.py"))
-    ],
-)
-def test_no_module_is_over_350_code_lines(path):
-    count = code_lines(path.read_text(encoding="utf-8"))
-    assert count <= MAX_CODE_LINES, f"{path.name}: {count} code lines"
+    ]
+    assert not offenders
+    assert not (PACKAGE_DIR / "experiments").exists()
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    assert 'include = ["keras_recursive_ae*"]' in pyproject

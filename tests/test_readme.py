@@ -6,6 +6,7 @@ faces) and the test command is CI's (`.ci/run` runs it verbatim).
 
 import re
 
+import keras
 from conftest import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
@@ -38,3 +39,15 @@ def test_the_own_pair_quickstart_trains_each_level():
     exec(compile(code, "README.md", "exec"), namespace)
     history = namespace["trainer"].fit(namespace["images"], epochs=[1, 1], batch_size=32, verbose=0)
     assert history.history["stage"] == [1, 2]
+
+
+def test_the_denoising_lines_train_noisy_to_clean_and_with_corruption():
+    (pair,) = [b for b in _blocks("python") if "RecursiveTrainer(encoder, decoder) " in b]
+    (denoising,) = [b for b in _blocks("python") if "corruption=" in b]
+    namespace = {}
+    code = pair.replace("np.random.rand(256,", "np.random.rand(32,").replace(
+        "epochs=[5, 3]", "epochs=1"
+    )
+    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(denoising.replace("epochs=[5, 3]", "epochs=1"), "README.md", "exec"), namespace)
+    assert isinstance(namespace["trainer"].corruption, keras.layers.GaussianNoise)

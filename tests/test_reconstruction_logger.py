@@ -77,7 +77,7 @@ def _tile(grid, row, column, size=SIZE, pad=2):
 
 def test_plain_fit_writes_one_grid_and_the_metrics_per_epoch(tmp_path):
     x = _images()
-    model = _compiled(_stack().model)
+    model = _compiled(_stack())
     shown = x[:4]
     logger = ReconstructionLogger(shown, tmp_path, max_images=3)
     model.fit(x, x, epochs=3, batch_size=16, verbose=0, callbacks=[logger])
@@ -116,7 +116,7 @@ def test_plain_fit_writes_one_grid_and_the_metrics_per_epoch(tmp_path):
 
 def test_every_and_train_subset(tmp_path):
     x = _images()
-    model = _compiled(_stack().model)
+    model = _compiled(_stack())
     logger = ReconstructionLogger(x[:2], tmp_path, every=2, subset="train")
     model.fit(x, x, epochs=5, batch_size=16, verbose=0, callbacks=[logger])
 

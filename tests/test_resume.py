@@ -150,12 +150,12 @@ def test_a_checkpoint_of_another_model_is_refused_and_nothing_is_loaded(tmp_path
     trainer.fit(x, epochs=1, batch_size=4, checkpoint_dir=tmp_path, verbose=0)
 
     other = MirroredConvStack(filters=(4, 6), input_shape=(8, 8, 1))
-    before = other.model.get_weights()
+    before = other.get_weights()
     trainer = RecursiveTrainer(other)
     trainer.compile()
     with pytest.raises(ValueError, match="different run.*`variables` differs"):
         trainer.fit(x, epochs=1, batch_size=4, checkpoint_dir=tmp_path, verbose=0)
-    for a, b in zip(other.model.get_weights(), before):
+    for a, b in zip(other.get_weights(), before):
         np.testing.assert_array_equal(a, b)
 
     same_model_other_epochs = RecursiveTrainer(

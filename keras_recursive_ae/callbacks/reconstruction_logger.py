@@ -14,6 +14,7 @@ from keras_recursive_ae import metrics
 from keras_recursive_ae.models.symmetric_autoencoder import SymmetricAutoencoder
 from keras_recursive_ae.utils.arguments import check_choice, check_int
 from keras_recursive_ae.utils.images import check_image_batch
+from keras_recursive_ae.utils.messages import describe
 
 _SUBSETS = ("train", "validation")
 # The four metrics of `keras_recursive_ae.metrics`, averaged over the images.
@@ -164,7 +165,7 @@ class ReconstructionLogger(keras.callbacks.Callback):
             raise ValueError(
                 "Invalid value for argument `autoencoder`. Expected a "
                 "keras_recursive_ae.SymmetricAutoencoder (e.g. `trainer.autoencoder` "
-                f"or a MirroredConvStack) or None. Received: autoencoder={autoencoder!r}"
+                f"or a MirroredConvStack) or None. Received: autoencoder={describe(autoencoder)}"
             )
         if autoencoder is not None and tuple(autoencoder.shapes[0]) != self.images.shape[1:]:
             raise ValueError(
@@ -311,7 +312,7 @@ def _check_images(images):
     except (TypeError, ValueError) as error:
         raise ValueError(
             "Invalid value for argument `images`. Expected an array-like of images "
-            f"shaped (batch, height, width, channels). Received: images={images!r}"
+            f"shaped (batch, height, width, channels). Received: images={describe(images)}"
         ) from error
     check_image_batch(array.shape, "images", non_empty=True, min_size=3, channels=(1, 3))
     return array

@@ -14,7 +14,7 @@ from keras_recursive_ae.models.levels import (
 )
 from keras_recursive_ae.utils.arguments import check_choice
 
-_DECODER_ORDERS = ("innermost_first", "outermost_first")
+DECODER_ORDERS = ("innermost_first", "outermost_first")
 
 
 def _plain(error):
@@ -122,7 +122,7 @@ class SymmetricAutoencoder(keras.Model):
         # === Levels ===
         encoder_blocks = list(encoder_blocks)
         decoder_blocks = list(decoder_blocks)
-        decoder_order = check_choice(decoder_order, "decoder_order", _DECODER_ORDERS)
+        decoder_order = check_choice(decoder_order, "decoder_order", DECODER_ORDERS)
         if decoder_order == "innermost_first":
             decoder_blocks = decoder_blocks[::-1]
         if not encoder_blocks:
@@ -228,11 +228,11 @@ class SymmetricAutoencoder(keras.Model):
 
     def encoder_level_layers(self, level):
         """The layers that `E_level` owns (Keras layers, nested ones included)."""
-        return _owned_layers(self.encoder_levels[level - 1])
+        return owned_layers(self.encoder_levels[level - 1])
 
     def decoder_level_layers(self, level):
         """The layers that `D_level` calls (some may be owned by an encoder level)."""
-        return _owned_layers(self.decoder_levels[level - 1])
+        return owned_layers(self.decoder_levels[level - 1])
 
     def get_config(self):
         # The flat graph with every level's tensors as outputs, as Keras
@@ -345,7 +345,8 @@ def _build_levels(encoder_blocks, decoder_blocks, input_shape):
     return _Levels(encoder_groups, decoder_groups, encoded, rebuilt)
 
 
-def _owned_layers(view):
+def owned_layers(view):
+    """The layers of a model, those of its nested models included (each once)."""
     found = {}
     pending = [layer for layer in view.layers if not isinstance(layer, keras.layers.InputLayer)]
     while pending:

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 _RECORD = "checkpoint.json"
-_FORMAT_VERSION = 2
+_FORMAT_VERSION = 3
 
 
 class TrainingCheckpoint:

@@ -6,20 +6,22 @@ import keras
 
 from keras_recursive_ae import generation
 from keras_recursive_ae.models.levels import levels_of, warn_about_dropout
-from keras_recursive_ae.models.symmetric_autoencoder import SymmetricAutoencoder
+from keras_recursive_ae.models.symmetric_autoencoder import DECODER_ORDERS, SymmetricAutoencoder
 from keras_recursive_ae.trainers import distribution as distribution_lib
-from keras_recursive_ae.trainers.phase_compile import phase_compile_args
+from keras_recursive_ae.trainers import phase as phase_lib
+from keras_recursive_ae.trainers.phase import Phase
 from keras_recursive_ae.trainers.stage_input_cache import StageInputCache
-from keras_recursive_ae.trainers.stage_models import JointModel, StageModel
+from keras_recursive_ae.trainers.stage_models import JointModel, StageModel, TrainingOnly
 from keras_recursive_ae.trainers.training_data import TrainingData
-from keras_recursive_ae.trainers.training_run import FitOptions, Phase, TrainingRun
+from keras_recursive_ae.trainers.training_run import TrainingRun
 from keras_recursive_ae.utils.arguments import (
     check_choice,
     check_int,
     epochs_per_level,
     standardize_level_weights,
 )
-from keras_recursive_ae.utils.images import first_batch, image_batch_shape
+from keras_recursive_ae.utils.images import image_batch_shape
+from keras_recursive_ae.utils.messages import describe
 
 SCHEDULES = ("greedy", "joint", "end_to_end")
 
@@ -97,6 +99,17 @@ class RecursiveTrainer:
         cache_dir: folder for cache files; `None` (default) uses the
             system's temporary folder (`TMPDIR`). Files are removed after
             each stage, also when training raises.
+        corruption: `None` (default), or what corrupts every phase's input
+            while it trains, fresh at every batch, with the clean tensor
+            (or the target of `fit(x, y)`) as the target: stacked denoising
+            autoencoders (Vincent et al., 2010). A Keras layer that acts in
+            training only, e.g. `keras.layers.GaussianNoise(0.1, seed=1)`
+            or `keras.layers.Dropout(0.2)` (masking noise), or a callable
+            of a batch (e.g. with `keras.random` and a
+            `keras.random.SeedGenerator`), applied in training only. Greedy
+            stage `k` corrupts `T_{k-1}`; fine-tuning, joint and end-to-end
+            training corrupt the images. The autoencoder itself carries no
+            corruption: inference and saved models see clean inputs.
 
     Example:
 
@@ -130,8 +143,10 @@ class RecursiveTrainer:
         cache_budget=None,
         cache_dtype="float32",
         cache_dir=None,
+        corruption=None,
     ):
         schedule = check_choice(schedule, "schedule", SCHEDULES)
+        self.corruption = _corruption_layer(corruption)
         # Stages are created long after the model: remember its distribution.
         self._distribution = distribution_lib.capture()
         self.schedule = schedule
@@ -156,15 +171,13 @@ class RecursiveTrainer:
                 raise ValueError(
                     "Pass either a SymmetricAutoencoder (e.g. a "
                     "MirroredConvStack) or an encoder and a decoder, not both. "
-                    f"Received: encoder={encoder.name!r}, decoder={decoder!r}"
+                    f"Received: encoder={encoder.name!r}, decoder={describe(decoder)}"
                 )
             self._set_autoencoder(encoder)
             return
         self._encoder_blocks = levels_of(encoder, "encoder")
         self._decoder_blocks = levels_of(decoder, "decoder")
-        self._decoder_order = check_choice(
-            decoder_order, "decoder_order", ("innermost_first", "outermost_first")
-        )
+        self._decoder_order = check_choice(decoder_order, "decoder_order", DECODER_ORDERS)
         input_shape = input_shape or _declared_input_shape(encoder)
         if input_shape is not None:
             self._build(input_shape)
@@ -292,10 +305,16 @@ class RecursiveTrainer:
         starts. `callback.model.optimizer` is the running phase's optimizer.
 
         Args:
-            x: images as a NumPy array `(N, height, width, channels)` of
-                floats, or a batched `tf.data.Dataset` yielding them (or
-                `(images, _)` pairs, whose second element is ignored).
-            y: must be `None`: the target is the input.
+            x: the inputs: images as a NumPy array `(N, height, width,
+                channels)` of floats, or a batched `tf.data.Dataset`
+                yielding them or `(inputs, targets)` pairs of images of the
+                same shape.
+            y: the targets of an array `x`, of its shape (e.g. the clean
+                images of noisy inputs, for denoising), or `None` (default):
+                the target is the input. Greedy stage `k` then learns to
+                rebuild `T_{k-1}` of the targets from `T_{k-1}` of the
+                inputs, both through the frozen encoder levels before it;
+                the other schedules map inputs to targets.
             batch_size: as in `keras.Model.fit` (not for datasets).
             epochs: for `"greedy"`, epochs of every stage, or a list with one
                 count per level, outermost first (`0` skips a level); for
@@ -306,9 +325,10 @@ class RecursiveTrainer:
                 `BackupAndRestore` is refused: use `checkpoint_dir`.
             validation_split: as in `keras.Model.fit`, for arrays: the last
                 fraction of `x` is held out.
-            validation_data: held-out images, in the same forms as `x` (a
-                `(images, _)` tuple is accepted too). Each phase reports its
-                loss on them as `val_loss`.
+            validation_data: held-out data, in the same forms as `x`, or
+                an `(inputs, targets)` tuple of arrays. Each phase reports
+                its loss on them as `val_loss`, and the full autoencoder's
+                loss from inputs to targets as `val_image_loss`.
             shuffle: as in `keras.Model.fit`.
             class_weight: not supported (refused).
             sample_weight: not supported (refused).
@@ -337,19 +357,17 @@ class RecursiveTrainer:
         """
         if self._compile_args is None:
             raise RuntimeError("Call `compile()` before `fit()`.")
-        _refuse(y=y, class_weight=class_weight, sample_weight=sample_weight)
+        _refuse(class_weight=class_weight, sample_weight=sample_weight)
         callbacks = list(callbacks or [])
         for callback in callbacks:
             if isinstance(callback, keras.callbacks.BackupAndRestore):
                 raise ValueError(
                     "`BackupAndRestore` cannot restore a run of several phases. Pass "
                     "`checkpoint_dir=` to `fit` instead: it resumes a killed run in the "
-                    f"phase and epoch where it stopped. Received: callbacks={callbacks!r}"
+                    f"phase and epoch where it stopped. Received: callbacks={describe(callbacks)}"
                 )
         if validation_split and validation_data is None:
-            x, validation_data = _split(x, validation_split)
-        if isinstance(validation_data, (tuple, list)):
-            validation_data = validation_data[0]
+            x, y, validation_data = _split(x, y, validation_split)
         if self._autoencoder is None:
             self._build(image_batch_shape(x, "x")[1:])
         phases = self._phases(epochs, fine_tune_epochs)
@@ -364,33 +382,37 @@ class RecursiveTrainer:
                 self.autoencoder,
                 self._cache,
                 x,
+                y,
                 validation_data,
-                batch_size,
+                batch_size=batch_size,
                 greedy=self.schedule == "greedy",
-            )
-            options = FitOptions(
-                data.batch_size,
-                shuffle,
-                verbose,
-                steps_per_epoch,
-                validation_steps,
-                validation_batch_size,
-                validation_freq,
+                shuffle=shuffle,
+                steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps,
+                validation_batch_size=validation_batch_size,
             )
             fingerprint = {
                 "schedule": self.schedule,
                 "phases": [[p.stage, p.epochs] for p in phases],
             }
             run = TrainingRun(
-                self.model, phases, callbacks, verbose, checkpoint_dir, fingerprint, initial_epoch
+                self.model,
+                phases,
+                callbacks,
+                verbose,
+                checkpoint_dir,
+                fingerprint,
+                initial_epoch,
+                random_state=[] if self.corruption is None else self.corruption.variables,
             )
             run.begin()
             with data:
-                for index, phase in enumerate(phases):
-                    if run.start_of(index) < phase.epochs:
+                for phase in run.phases:
+                    first_epoch = run.first_epoch(phase)
+                    if first_epoch < phase.epochs:
                         if verbose != 0:
                             print(f"{phase.label}: {self._describe(phase)}", flush=True)
-                        self._fit_phase(run, index, data, options)
+                        self._fit_phase(phase, first_epoch, run, data, verbose, validation_freq)
             run.end()
         return run.history
 
@@ -471,9 +493,10 @@ class RecursiveTrainer:
                 for level, count in enumerate(epochs_per_level(epochs, depth), start=1)
             ]
             if fine_tune_epochs:
+                fine_tuning = Phase(depth + 1, None, "Fine-tuning", fine_tune_epochs, True)
                 # Refuses a learning-rate schedule it cannot scale before any training.
-                phase_compile_args(self._compile_args, self._fine_tune_optimizer, True)
-                phases.append(Phase(depth + 1, None, "Fine-tuning", fine_tune_epochs))
+                phase_lib.compile_args(self._compile_args, fine_tuning, self._fine_tune_optimizer)
+                phases.append(fine_tuning)
             return phases
         check_int(epochs, "epochs")
         if fine_tune_epochs:
@@ -495,65 +518,59 @@ class RecursiveTrainer:
             f"{shapes[level - 1]} from T_{level} {shapes[level]}"
         )
 
-    def _phase_model(self, phase):
+    def _phase_model(self, phase, data):
         autoencoder = self.autoencoder
         if phase.level is not None:
             level = phase.level
             prefix = None
-            if self._cache.recomputes and level > 1:
+            if data.recomputes and level > 1:
                 prefix = autoencoder.encoder_prefix(level - 1)
             return StageModel(
                 autoencoder.encoder_levels[level - 1],
                 autoencoder.decoder_levels[level - 1],
                 prefix=prefix,
+                corruption=self.corruption,
                 name=f"stage_{level}",
             )
         if self.schedule == "joint":
-            return JointModel(autoencoder, self.level_weights, self.stop_target_gradients)
-        name = "fine_tune" if self.schedule == "greedy" else self.schedule
-        return StageModel(autoencoder.encoder, autoencoder.decoder, name=name)
+            return JointModel(
+                autoencoder, self.level_weights, self.stop_target_gradients, self.corruption
+            )
+        name = "fine_tune" if phase.fine_tuning else self.schedule
+        return StageModel(
+            autoencoder.encoder, autoencoder.decoder, corruption=self.corruption, name=name
+        )
 
-    def _fit_phase(self, run, index, data, options):
-        phase = run.phases[index]
+    def _fit_phase(self, phase, first_epoch, run, data, verbose, validation_freq):
         autoencoder = self.autoencoder
         level = phase.level or 1
         frozen = [layer for k in range(1, level) for layer in autoencoder.encoder_level_layers(k)]
         before = autoencoder.get_weights()
         with _frozen(frozen):
-            model = self._phase_model(phase)
-            fine_tuning = phase.level is None and self.schedule == "greedy"
+            model = self._phase_model(phase, data)
             model.compile(
-                **phase_compile_args(self._compile_args, self._fine_tune_optimizer, fine_tuning)
+                **phase_lib.compile_args(self._compile_args, phase, self._fine_tune_optimizer)
             )
             # Built here rather than inside the first traced step, where
             # TensorFlow would then trace the step a second time.
             model.optimizer.build(model.trainable_variables)
             if isinstance(model, JointModel) and model.level_weights is None:
-                model.adapt(first_batch(data.x, data.batch_size))
-            run.restore_phase(index, model)
-            first = run.start_of(index)
-            train, validation = data.for_level(phase.level)
-            inputs, steps = data.fit_inputs(train, options, run.seed(index), first, phase.epochs)
-            if validation is not None:
-                validation, validation_steps = data.fit_inputs(
-                    validation, options, run.seed(index), 0, 1, validation=True
-                )
+                model.adapt(data.first_batch())
+            train, steps, validation, validation_steps = data.fit_inputs(phase, first_epoch)
             image_loss = data.image_loss(self._compile_args["loss"])
-            # The run's verbose and epochs stay; each phase has its own steps.
-            run.callbacks.set_params({**run.callbacks.params, "steps": steps})
             try:
-                with _optimizer_of(autoencoder, model.optimizer):
+                with run.phase_callbacks(phase, model, steps, image_loss) as callbacks:
                     model.fit(
-                        inputs,
+                        train,
                         epochs=phase.epochs,
-                        initial_epoch=first,
+                        initial_epoch=first_epoch,
                         steps_per_epoch=steps,
                         shuffle=False,  # the batches come in their seeded order
                         validation_data=validation,
-                        validation_steps=options.validation_steps,
-                        validation_freq=options.validation_freq,
-                        callbacks=run.phase_callbacks(index, model, image_loss),
-                        verbose=options.verbose,
+                        validation_steps=validation_steps,
+                        validation_freq=validation_freq,
+                        callbacks=callbacks,
+                        verbose=verbose,
                     )
             except BaseException:
                 # A failed phase leaves no half-trained weights behind; the
@@ -566,13 +583,12 @@ def _refuse(**arguments):
     for argument, value in arguments.items():
         if value is not None:
             raise ValueError(
-                f"`RecursiveTrainer.fit` does not take `{argument}`: an autoencoder's "
-                f"target is its input, and every image counts the same. "
-                f"Received: {argument}={value!r}"
+                f"`RecursiveTrainer.fit` does not take `{argument}`: every image "
+                f"counts the same. Received: {argument}={describe(value)}"
             )
 
 
-def _split(x, validation_split):
+def _split(x, y, validation_split):
     if not isinstance(validation_split, float) or not 0 < validation_split < 1:
         raise ValueError(
             "Invalid value for argument `validation_split`. Expected a float "
@@ -584,7 +600,9 @@ def _split(x, validation_split):
             f"`validation_data` for a dataset. Received: x of type {type(x).__name__}"
         )
     split = int(len(x) * (1 - validation_split))
-    return x[:split], x[split:]
+    if y is None or y is x:  # one chain of caches, not two
+        return x[:split], None, x[split:]
+    return x[:split], y[:split], (x[split:], y[split:])
 
 
 @contextlib.contextmanager
@@ -601,15 +619,16 @@ def _frozen(layers):
             layer.trainable = trainable
 
 
-@contextlib.contextmanager
-def _optimizer_of(model, optimizer):
-    """Makes `optimizer` the model's while a phase trains, for the callbacks."""
-    previous = getattr(model, "optimizer", None)
-    model.optimizer = optimizer  # learning-rate callbacks then act on the phase
-    try:
-        yield
-    finally:
-        model.optimizer = previous
+def _corruption_layer(corruption):
+    if corruption is None or isinstance(corruption, keras.layers.Layer):
+        return corruption
+    if callable(corruption):
+        return TrainingOnly(corruption, name="corruption")
+    raise ValueError(
+        "Invalid value for argument `corruption`. Expected None, a Keras layer "
+        "(e.g. keras.layers.GaussianNoise(0.1)) or a callable of a batch. "
+        f"Received: corruption of type {type(corruption).__name__}"
+    )
 
 
 def _declared_input_shape(encoder):

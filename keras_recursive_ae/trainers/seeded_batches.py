@@ -22,7 +22,9 @@ class SeededBatches(keras.utils.PyDataset):
     boundaries cannot mix two epochs' orders.
 
     Args:
-        images: an array (a NumPy array, an `np.memmap` cache, ...).
+        images: an array (a NumPy array, an `np.memmap` cache, ...), or a
+            tuple `(inputs, targets)` of two arrays of the same length, read
+            at the same rows: each batch is then an `(inputs, targets)` pair.
         batch_size: rows per batch.
         seed: a list of integers.
         shuffle: whether to shuffle at all.
@@ -41,10 +43,11 @@ class SeededBatches(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.first_epoch = first_epoch
         self.epochs = epochs
-        available = math.ceil(len(images) / batch_size)
+        self.count = len(images[0] if isinstance(images, tuple) else images)
+        available = math.ceil(self.count / batch_size)
         if steps_per_epoch is not None and steps_per_epoch > available:
             raise ValueError(
-                f"Invalid value for argument `steps_per_epoch`. The {len(images)} "
+                f"Invalid value for argument `steps_per_epoch`. The {self.count} "
                 f"images give {available} batches of {batch_size} per epoch. "
                 f"Received: steps_per_epoch={steps_per_epoch}"
             )
@@ -56,10 +59,9 @@ class SeededBatches(keras.utils.PyDataset):
 
     def order(self, epoch):
         if self._order[0] != epoch:
-            count = len(self.images)
-            rows = np.arange(count)
+            rows = np.arange(self.count)
             if self.shuffle:
-                rows = np.random.default_rng(self.seed + [epoch]).permutation(count)
+                rows = np.random.default_rng(self.seed + [epoch]).permutation(self.count)
             self._order = (epoch, rows)
         return self._order[1]
 
@@ -67,8 +69,14 @@ class SeededBatches(keras.utils.PyDataset):
         epoch, batch = divmod(index, self.steps_per_epoch)
         epoch += self.first_epoch
         rows = self.order(epoch)[batch * self.batch_size : (batch + 1) * self.batch_size]
-        # Sorted rows read a memory-mapped cache in order; floatx for the model.
-        return np.asarray(self.images[np.sort(rows)], dtype=keras.config.floatx())
+        rows = np.sort(rows)  # reads a memory-mapped cache in order
+        if isinstance(self.images, tuple):
+            return tuple(_floatx(array[rows]) for array in self.images)
+        return _floatx(self.images[rows])
+
+
+def _floatx(array):
+    return np.asarray(array, dtype=keras.config.floatx())
 
 
 def as_tf_dataset(batches):
@@ -95,12 +103,19 @@ def as_tf_dataset(batches):
     """
     tf = imported_tensorflow()
     first = batches[0]
-    signature = tf.TensorSpec((None,) + first.shape[1:], first.dtype)
+    pairs = isinstance(first, tuple)
+    parts = first if pairs else (first,)
+    signature = [tf.TensorSpec((None,) + part.shape[1:], part.dtype) for part in parts]
     source = weakref.ref(batches)
 
+    def read(i):
+        out = source()[int(i)]
+        return out if pairs else (out,)
+
     def batch(index):
-        out = tf.numpy_function(lambda i: source()[int(i)], [index], signature.dtype)
-        return tf.ensure_shape(out, signature.shape)
+        out = tf.numpy_function(read, [index], [spec.dtype for spec in signature])
+        out = tuple(tf.ensure_shape(o, spec.shape) for o, spec in zip(out, signature))
+        return out if pairs else out[0]
 
     options = tf.data.Options()
     options.autotune.enabled = False  # see `load_lfw`: the autotuner can stall training

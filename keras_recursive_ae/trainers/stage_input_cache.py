@@ -1,5 +1,6 @@
 """The input of each greedy stage, `T_{k-1}`, computed once and kept."""
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -145,6 +146,34 @@ class StageInputCache:
             return data
         return self._compute(None, data, batch_size, replaced=0)
 
+    def pairs(self, data):
+        """The inputs and targets of a dataset of `(inputs, targets)` pairs, read once.
+
+        Returns:
+            `(inputs, targets)` as arrays; `targets` is `None` when every
+            target equals its input (such as `load_lfw`'s `(image, image)`
+            pairs): one cache, not two.
+        """
+        started = time.perf_counter()
+        with contextlib.ExitStack() as writers:  # each frees its cache if reading fails
+            inputs = writers.enter_context(_Writer(self, data, replaced=0))
+            targets = None
+            for batch_inputs, batch_targets in data:
+                batch_inputs, batch_targets = np.asarray(batch_inputs), np.asarray(batch_targets)
+                if targets is None and not np.array_equal(batch_inputs, batch_targets):
+                    # The first target that differs: the ones before equal their inputs.
+                    capacity = None if inputs.cache is None else len(inputs.cache)
+                    targets = writers.enter_context(_Writer(self, data, 0, capacity))
+                    if inputs.count:
+                        targets.append(inputs.stored())
+                inputs.append(self._to_storage(batch_inputs))
+                if targets is not None:
+                    targets.append(self._to_storage(batch_targets))
+        placed = [inputs] + ([targets] if targets is not None else [])
+        for writer in placed:
+            self._place(writer.cache, started)
+        return inputs.cache, None if targets is None else targets.cache
+
     def next(self, level_encoder, source, batch_size):
         """`T_k`, computed by running `level_encoder` over `T_{k-1}` (`source`).
 
@@ -163,39 +192,14 @@ class StageInputCache:
     def _compute(self, model, source, batch_size, replaced):
         started = time.perf_counter()
         rows = max(int(batch_size or 32), CACHE_BATCH_ROWS)  # inference: larger is faster
-        cache, count = None, 0  # `count`: rows stored so far
-        try:
+        with _Writer(self, source, replaced) as writer:
             for batch in image_batches(source, rows):
                 if model is not None:
                     batch = _predict(model, batch, rows)
-                stored = self._to_storage(batch)
-                if cache is None:
-                    capacity = _capacity(source, len(stored))
-                    cache = self._allocate((capacity,) + stored.shape[1:], replaced)
-                if count + len(stored) > len(cache):
-                    raise ValueError(
-                        f"The data yielded more than the {len(cache)} images its "
-                        "cardinality announced."
-                    )
-                cache[count : count + len(stored)] = stored
-                count += len(stored)
-            if cache is None:
-                raise ValueError("The data passed to the stage holds no images.")
-            if isinstance(cache, np.memmap):
-                cache.flush()
-        except OSError as error:
-            self.free(cache)
-            raise OSError(
-                error.errno,
-                f"Could not write the stage input cache in "
-                f"{self.directory or tempfile.gettempdir()}: {error}. "
-                f"Received: cache_dir={self.directory!r}. Pass another cache_dir, "
-                "cache_dtype='float16' or cache='off'.",
-            ) from error
-        except BaseException:
-            self.free(cache)
-            raise
-        cache = cache[:count]
+                writer.append(self._to_storage(batch))
+        return self._place(writer.cache, started)
+
+    def _place(self, cache, started):
         if not isinstance(cache, np.memmap):
             self._in_memory[id(cache)] = cache.nbytes
         self.placements.append(
@@ -255,6 +259,63 @@ class StageInputCache:
                     "Use cache_dtype='float32'."
                 )
         return stored
+
+
+class _Writer:
+    """Fills one cache batch by batch; on error the cache is freed, disk errors explained.
+
+    The cache is allocated at the first batch, sized by the source's
+    length (or cardinality); `cache` is the filled part once the writer exits.
+    """
+
+    def __init__(self, owner, source, replaced, capacity=None):
+        self.owner, self.source, self.replaced = owner, source, replaced
+        self.capacity = capacity
+        self.cache, self.count = None, 0  # `count`: rows stored so far
+
+    def __enter__(self):
+        return self
+
+    def append(self, stored):
+        if self.cache is None:
+            capacity = self.capacity or _capacity(self.source, len(stored))
+            self.cache = self.owner._allocate((capacity,) + stored.shape[1:], self.replaced)
+        if self.count + len(stored) > len(self.cache):
+            raise ValueError(
+                f"The data yielded more than the {len(self.cache)} images its "
+                "cardinality announced."
+            )
+        self.cache[self.count : self.count + len(stored)] = stored
+        self.count += len(stored)
+
+    def stored(self):
+        return self.cache[: self.count]
+
+    def __exit__(self, error_type, error, traceback):
+        owner = self.owner
+        if error is None:
+            if self.cache is None:
+                error = ValueError("The data passed to the stage holds no images.")
+            else:
+                try:
+                    if isinstance(self.cache, np.memmap):
+                        self.cache.flush()
+                    self.cache = self.cache[: self.count]
+                    return False
+                except OSError as flush_error:
+                    error = flush_error
+        owner.free(self.cache)
+        if isinstance(error, OSError):
+            raise OSError(
+                error.errno,
+                f"Could not write the stage input cache in "
+                f"{owner.directory or tempfile.gettempdir()}: {error}. "
+                f"Received: cache_dir={owner.directory!r}. Pass another cache_dir, "
+                "cache_dtype='float16' or cache='off'.",
+            ) from error
+        if error_type is None:
+            raise error
+        return False
 
 
 def _reserve(fileno, nbytes):
