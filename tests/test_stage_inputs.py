@@ -346,3 +346,17 @@ def test_a_finished_phase_lets_go_of_what_it_read(monkeypatch):
     _train(StageInputCache("memory"), tf.data.Dataset.from_tensor_slices(_images()).batch(8))
     gc.collect()
     assert len(made) == 3 and [ref() for ref in made] == [None, None, None]
+
+
+def test_a_users_memory_mapped_images_are_never_deleted(tmp_path):
+    # Stage 1 reads the user's array itself (T_0 is not copied): when the run
+    # ends there, that array must not be taken for a cache file and deleted.
+    folder = tmp_path / "users_data"
+    folder.mkdir()
+    x = np.memmap(folder / "faces.bin", dtype="float32", mode="w+", shape=(32, 8, 8, 1))
+    x[:] = np.random.default_rng(0).random(x.shape)
+    x.flush()
+    trainer = RecursiveTrainer(MirroredConvStack(filters=(4, 4), input_shape=(8, 8, 1)))
+    trainer.compile()
+    trainer.fit(x, epochs=[1, 0], batch_size=8, verbose=0)
+    assert (folder / "faces.bin").exists()

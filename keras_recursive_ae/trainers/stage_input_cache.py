@@ -134,6 +134,7 @@ class StageInputCache:
         self.directory = None if directory is None else os.fspath(directory)
         self.placements = []
         self._in_memory = {}  # id -> bytes of the in-memory caches not freed yet
+        self._folders = set()  # the folders of the files it made, not deleted yet
 
     @property
     def recomputes(self):
@@ -185,9 +186,11 @@ class StageInputCache:
     def free(self, cache):
         """Lets go of `cache` (deleting its file), if it is one of this object's caches."""
         self._in_memory.pop(id(cache), None)
-        if isinstance(cache, np.memmap) and cache.filename:
+        folder = os.path.dirname(getattr(cache, "filename", None) or "")
+        if folder in self._folders:  # never a user's own memory-mapped file
+            self._folders.discard(folder)
             # Views of the cache keep its pages readable until they are gone.
-            shutil.rmtree(os.path.dirname(cache.filename), ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _compute(self, model, source, batch_size, replaced):
         started = time.perf_counter()
@@ -228,6 +231,7 @@ class StageInputCache:
                 "cache_dtype='float16', a larger cache_budget, or cache='off'."
             )
         folder = tempfile.mkdtemp(prefix="keras_recursive_ae_cache_", dir=directory)
+        self._folders.add(folder)
         path = os.path.join(folder, "stage_input.bin")
         try:
             # Reserved up front: writing a full disk through a memory map

@@ -109,8 +109,8 @@ class TrainingData:
         return self
 
     def __exit__(self, *error):
-        for _, arrays in self._chains.values():
-            self._free(arrays, ())
+        for split, (_, arrays) in self._chains.items():
+            self._free(arrays, self.sources[split])
         self._chains, self._reading = {}, {}
 
     @property
@@ -257,16 +257,14 @@ def _batch_pairs(inputs, targets, batch_size):
 
 def _pair(data, argument):
     """`(inputs, targets)` of `validation_data` (targets `None` when not given)."""
-    if data is None:
-        return None, None
-    if isinstance(data, (tuple, list)):
-        if len(data) == 1 or (len(data) == 2):
-            return data[0], data[1] if len(data) == 2 else None
+    if not isinstance(data, (tuple, list)):
+        return data, None
+    if len(data) not in (1, 2):
         raise ValueError(
             f"Expected `{argument}` to be images, or an `(inputs, targets)` tuple. "
             f"Received: a tuple of {len(data)} elements (sample weights are not supported)"
         )
-    return data, None
+    return data[0], data[1] if len(data) == 2 else None
 
 
 def _check_pair_spec(dataset, argument):
