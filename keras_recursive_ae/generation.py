@@ -26,6 +26,7 @@ from keras_recursive_ae.layers.variational_bottleneck import VariationalBottlene
 from keras_recursive_ae.models.symmetric_autoencoder import owned_layers
 from keras_recursive_ae.utils.arguments import check_int
 from keras_recursive_ae.utils.images import check_images, check_values
+from keras_recursive_ae.utils.messages import describe
 
 _KEYS = ("weights", "means", "covariances", "code_shape")
 
@@ -85,7 +86,9 @@ class LatentDensity:
         ):
             raise ValueError(
                 "Invalid value for argument `weights`. Expected non-negative "
-                f"weights summing to 1. Received: weights={weights.tolist()!r}"
+                "weights summing to 1. Received: "
+                f"weights={describe(weights, max_values=8)}, summing to "
+                f"{weights.sum():.6g}, smallest {weights.min():.6g}"
             )
         components = len(weights)
         if means.ndim != 2 or means.shape[0] != components:
@@ -115,7 +118,8 @@ class LatentDensity:
         if any(d < 1 for d in code_shape) or int(np.prod(code_shape)) != size:
             raise ValueError(
                 "Invalid value for argument `code_shape`. Expected positive sizes "
-                f"whose product is the code size {size}. Received: code_shape={code_shape!r}"
+                f"whose product is the code size {size}. "
+                f"Received: code_shape={describe(code_shape)}"
             )
         self.weights = weights / weights.sum()
         self.means = means
@@ -384,7 +388,7 @@ def generate(decoder, density, num_images, seed=None):
     ):
         raise ValueError(
             f"The density's codes have shape {density.code_shape}; the decoder takes "
-            f"{expected}. Received: density={density!r}"
+            f"{expected}. Received: density={describe(density)}"
         )
     codes = density.sample(num_images, seed=seed)
     # float32 whatever the policy (a mixed one decodes in 16 bits).

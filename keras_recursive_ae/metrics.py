@@ -19,6 +19,7 @@ import numpy as np
 from keras import ops
 
 from keras_recursive_ae.utils.images import check_image_batch
+from keras_recursive_ae.utils.messages import describe
 
 _PACKAGE = "keras_recursive_ae"
 
@@ -54,7 +55,7 @@ def _check_positive(name, value):
     ):
         raise ValueError(
             f"Invalid value for argument `{name}`. Expected a finite, "
-            f"strictly positive number. Received: {name}={value}"
+            f"strictly positive number. Received: {name}={describe(value)}"
         )
     return float(value)
 

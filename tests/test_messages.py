@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_recursive_ae import RecursiveTrainer, SharedBatchNorm, VariationalBottleneck, load_lfw
+from keras_recursive_ae import (
+    LatentDensity,
+    ReconstructionLogger,
+    RecursiveTrainer,
+    SharedBatchNorm,
+    VariationalBottleneck,
+    load_lfw,
+    psnr,
+)
 from keras_recursive_ae.utils import arguments
 from keras_recursive_ae.utils.messages import MAX_CHARACTERS, describe
 
@@ -25,6 +33,16 @@ def test_describe_gives_shape_and_dtype_of_arrays_and_tensors():
     assert describe({"x": BIG}) == f"{{'x': {BIG_TEXT}}}"
     many = describe([np.zeros(3)] * 10)
     assert many.endswith("... (10 items)]") and len(many) <= MAX_CHARACTERS
+
+
+def test_describe_shows_the_values_of_small_arrays_only_when_asked():
+    weights = np.array([0.5, 0.25, 0.5])
+    assert describe(weights) == "array of shape (3,) and dtype float64"
+    assert describe(weights, max_values=3) == (
+        "array of shape (3,) and dtype float64: [0.5, 0.25, 0.5]"
+    )
+    assert describe(BIG, max_values=8) == BIG_TEXT
+    assert describe(keras.KerasTensor((2,)), max_values=8).endswith("and dtype float32")
 
 
 def test_describe_keeps_short_values_as_their_repr_and_caps_long_ones():
@@ -58,6 +76,8 @@ def test_describe_survives_a_broken_repr():
         (lambda: load_lfw(grayscale=BIG), "grayscale"),
         (lambda: load_lfw(test_split=BIG), "test_split"),
         (lambda: load_lfw(data_dir=BIG), "data_dir"),
+        (lambda: psnr(BIG, BIG, max_val=BIG), "max_val"),
+        (lambda: ReconstructionLogger(BIG[:4, :, :, :], log_dir=BIG), "log_dir"),
     ],
 )
 def test_an_array_passed_by_mistake_is_named_by_shape_and_dtype(build, argument):
@@ -113,3 +133,24 @@ def test_a_plain_subclassed_model_still_gets_the_list_of_blocks_hint():
     with pytest.raises(TypeError, match="pass its blocks as a list") as error:
         RecursiveTrainer(Plain(), [layers.Conv2D(3, 3, padding="same")])
     assert "model.encoder" not in str(error.value)
+
+
+def test_latent_density_and_dataset_messages_give_shapes_not_values():
+    weights = np.full(10_000, 1.0)  # sums to 10,000
+    means, covariances = np.zeros((10_000, 1)), np.ones((10_000, 1, 1))
+    with pytest.raises(ValueError, match="summing to 1") as error:
+        LatentDensity(weights, means, covariances)
+    message = str(error.value)
+    assert "array of shape (10000,) and dtype float64, summing to 10000" in message
+    assert len(message) < 300, message
+
+    dataset = tf.data.Dataset.from_tensor_slices(({"a": BIG, "b": BIG},)).batch(8)
+    trainer = RecursiveTrainer(
+        [layers.Conv2D(2, 3, strides=2, padding="same")],
+        [layers.Conv2DTranspose(1, 3, strides=2, padding="same")],
+        input_shape=(16, 16, 1),
+    )
+    trainer.compile()
+    with pytest.raises(TypeError, match="Received a dataset of") as error:
+        trainer.fit(dataset, verbose=0)
+    assert "TensorSpec of shape (None, 16, 16, 1) and dtype float32" in str(error.value)

@@ -214,10 +214,10 @@ def test_shape_mismatch_errors(fn):
 def test_max_val_errors(bad):
     x = np.zeros((1, 4, 4, 1))
     for fn in (psnr, ssim):
-        with pytest.raises(ValueError, match=re.escape(f"max_val={bad}")):
+        with pytest.raises(ValueError, match=re.escape(f"max_val={bad!r}")):
             fn(x, x, max_val=bad)
     for cls in (PSNR, SSIM):
-        with pytest.raises(ValueError, match=re.escape(f"max_val={bad}")):
+        with pytest.raises(ValueError, match=re.escape(f"max_val={bad!r}")):
             cls(max_val=bad)
 
 

@@ -157,7 +157,7 @@ class ReconstructionLogger(keras.callbacks.Callback):
         if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
             raise ValueError(
                 "Invalid value for argument `log_dir`. Expected a non-empty path "
-                f"(a string or os.PathLike). Received: log_dir={log_dir!r}"
+                f"(a string or os.PathLike). Received: log_dir={describe(log_dir)}"
             )
         self.log_dir = os.fspath(log_dir)
         self.every = check_int(every, "every", minimum=1)

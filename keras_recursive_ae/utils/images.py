@@ -3,6 +3,7 @@
 import numpy as np
 
 from keras_recursive_ae.utils.backend import imported_tensorflow
+from keras_recursive_ae.utils.messages import describe
 
 RANGE_SLACK = 0.01
 """How far outside [0, 1] images may go before a sigmoid decoder refuses them."""
@@ -27,7 +28,7 @@ def image_batch_shape(data, argument):
         if not isinstance(spec, tf.TensorSpec):
             raise TypeError(
                 f"Expected `{argument}` to yield batches of images (or "
-                f"(images, anything) pairs). Received a dataset of {spec}"
+                f"(images, anything) pairs). Received a dataset of {describe(spec)}"
             )
         cardinality = int(data.cardinality())
         if cardinality == 0 or (
