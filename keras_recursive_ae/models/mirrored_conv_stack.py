@@ -12,6 +12,7 @@ from keras_recursive_ae.models.symmetric_autoencoder import (
     standardize_input_shape,
 )
 from keras_recursive_ae.utils.arguments import check_choice, check_int
+from keras_recursive_ae.utils.messages import describe
 
 _NORMALIZATIONS = (None, "batch", "shared")
 _DECODER_STYLES = ("transpose", "upsampling")
@@ -143,7 +144,7 @@ class MirroredConvStack(SymmetricAutoencoder):
         if len(shape) != 3:
             raise ValueError(
                 "Invalid value for argument `input_shape`. Expected (height, "
-                f"width, channels). Received: input_shape={input_shape!r}"
+                f"width, channels). Received: input_shape={describe(input_shape)}"
             )
         filters = _standardize_filters(filters, base_filters, depth)
         normalization = check_choice(normalization, "normalization", _NORMALIZATIONS)
@@ -383,12 +384,12 @@ def _get(getter, identifier, name):
         value = getter(identifier)
     except (TypeError, ValueError, AttributeError) as error:
         raise ValueError(
-            f"Invalid value for argument `{name}`: {error} Received: {name}={identifier!r}"
+            f"Invalid value for argument `{name}`: {error} Received: {name}={describe(identifier)}"
         ) from error
     if value is None or not callable(value):
         raise ValueError(
             f"Invalid value for argument `{name}`. Expected the name or an "
-            f"instance of one. Received: {name}={identifier!r}"
+            f"instance of one. Received: {name}={describe(identifier)}"
         )
     return value
 
@@ -399,15 +400,15 @@ def _standardize_filters(filters, base_filters, depth):
             raise ValueError(
                 "Pass either `filters` (one count per level) or both "
                 "`base_filters` and `depth`. Received: filters=None, "
-                f"base_filters={base_filters!r}, depth={depth!r}"
+                f"base_filters={describe(base_filters)}, depth={describe(depth)}"
             )
         base_filters = check_int(base_filters, "base_filters", minimum=1)
         return [base_filters * 2**k for k in range(check_int(depth, "depth", minimum=1))]
     if base_filters is not None or depth is not None:
         raise ValueError(
             "Pass either `filters` or `base_filters` and `depth`, not both. "
-            f"Received: filters={filters!r}, base_filters={base_filters!r}, "
-            f"depth={depth!r}"
+            f"Received: filters={describe(filters)}, base_filters={describe(base_filters)}, "
+            f"depth={describe(depth)}"
         )
     given = filters
     if isinstance(filters, int):
@@ -417,7 +418,7 @@ def _standardize_filters(filters, base_filters, depth):
         raise ValueError(
             "Invalid value for argument `filters`. Expected a non-empty "
             "sequence of strictly positive integers, one per level. "
-            f"Received: filters={given!r}"
+            f"Received: filters={describe(given)}"
         )
     return filters
 
@@ -438,7 +439,7 @@ def _per_level(value, depth, name, pair=False):
         raise ValueError(
             f"Invalid value for argument `{name}`. Expected a strictly "
             f"positive integer or a sequence of {depth} of them (one per "
-            f"level). Received: {name}={value!r}"
+            f"level). Received: {name}={describe(value)}"
         )
     if pair:
         return [tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in values]

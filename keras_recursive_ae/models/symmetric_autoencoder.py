@@ -13,6 +13,7 @@ from keras_recursive_ae.models.levels import (
     may_be_a_level,
 )
 from keras_recursive_ae.utils.arguments import check_choice
+from keras_recursive_ae.utils.messages import describe
 
 DECODER_ORDERS = ("innermost_first", "outermost_first")
 
@@ -385,7 +386,7 @@ def _single_tensor(output, side, level, block):
     if not isinstance(output, keras.KerasTensor):
         raise ValueError(
             f"{side} level {level} ('{block_name(block)}') must return one "
-            f"tensor. Received: {type(output).__name__} {output!r}"
+            f"tensor. Received: {describe(output)}"
         )
     return output
 
@@ -399,6 +400,6 @@ def standardize_input_shape(input_shape):
         raise ValueError(
             "Invalid value for argument `input_shape`. Expected the shape of "
             "one image without the batch axis, with strictly positive sizes, "
-            f"e.g. (128, 128, 3). Received: input_shape={input_shape!r}"
+            f"e.g. (128, 128, 3). Received: input_shape={describe(input_shape)}"
         )
     return shape
