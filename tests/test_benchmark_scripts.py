@@ -142,3 +142,16 @@ def test_study_feeding(tmp_path):
         cwd=tmp_path,
     )
     assert "tf_gather" in out
+
+
+def test_bench_user_pairs(faces, tmp_path):
+    path = tmp_path / "user_pairs.json"
+    out = run(
+        BENCHMARKS / "bench_user_pairs.py",
+        *("--data-dir", faces, "--faces", 48, "--digits", 100, "--pairs", "denoise,vae"),
+        *("--seeds", 1, "--epochs", 1, "--json", path),
+        cwd=tmp_path,
+    )
+    assert "| denoise | greedy+ft |" in out
+    rows = json.loads(path.read_text())["rows"]
+    assert {row["mode"] for row in rows} == {"greedy", "greedy+ft", "end_to_end"}
