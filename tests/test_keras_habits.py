@@ -42,7 +42,8 @@ def _users_conv_pair():
 
 
 def _fit(callbacks, **kwargs):
-    trainer = RecursiveTrainer(*_users_conv_pair())
+    with pytest.warns(UserWarning, match="contain Dropout"):  # the pair has it on purpose
+        trainer = RecursiveTrainer(*_users_conv_pair())
     trainer.compile(optimizer="adam", loss="mse")
     x = _images()
     kwargs.setdefault("epochs", [2, 2])
