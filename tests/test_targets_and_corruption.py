@@ -261,3 +261,18 @@ def test_refusals_show_an_array_by_shape_and_dtype_not_its_values():
         trainer.fit(x, epochs=1, sample_weight=np.ones(256), verbose=0)
     message = str(error.value)
     assert "shape (256,)" in message and len(message) < 300, message
+
+
+@pytest.mark.parametrize("schedule, cache", [("joint", "auto"), ("greedy", "off")])
+def test_validation_targets_alone_are_scored_when_the_model_runs_frozen_levels(schedule, cache):
+    # Joint and an uncached greedy stage run the targets through frozen
+    # levels inside the model: validation pairs reach it though x has none.
+    clean = _smooth_images(32)
+    noisy = _noisy(clean)
+    trainer = _trainer(schedule, cache=cache)
+    history = trainer.fit(
+        clean, epochs=1 if schedule == "joint" else [1, 1], batch_size=16,
+        validation_data=(noisy, clean), verbose=0,
+    )  # fmt: skip
+    image_loss = _mse(trainer.model.predict(noisy, verbose=0), clean)
+    np.testing.assert_allclose(history.history["val_image_loss"][-1], image_loss, rtol=1e-4)

@@ -104,9 +104,11 @@ class RecursiveTrainer:
             (or the target of `fit(x, y)`) as the target: stacked denoising
             autoencoders (Vincent et al., 2010). A Keras layer that acts in
             training only, e.g. `keras.layers.GaussianNoise(0.1, seed=1)`
-            or `keras.layers.Dropout(0.2)` (masking noise), or a callable
-            of a batch (e.g. with `keras.random` and a
-            `keras.random.SeedGenerator`), applied in training only. Greedy
+            or `keras.layers.Dropout(0.2)` (masking noise that also scales
+            the values it keeps by `1 / 0.8`), or a callable of a batch
+            (e.g. with `keras.random` and a `keras.random.SeedGenerator`),
+            applied in training only. A seeded layer's random state is kept
+            in `checkpoint_dir`; a callable's own generator is not. Greedy
             stage `k` corrupts `T_{k-1}`; fine-tuning, joint and end-to-end
             training corrupt the images. The autoencoder itself carries no
             corruption: inference and saved models see clean inputs.
@@ -519,27 +521,42 @@ class RecursiveTrainer:
         )
 
     def _phase_model(self, phase, data):
+        """The model `phase` fits, and whether it takes `[inputs, targets]`.
+
+        Targets that the model must run through frozen levels (a stage that
+        recomputes `T_{k-1}`, joint's targets at every level) are a second
+        input of the model; other targets are `fit`'s `y`.
+        """
         autoencoder = self.autoencoder
         if phase.level is not None:
             level = phase.level
             prefix = None
             if data.recomputes and level > 1:
                 prefix = autoencoder.encoder_prefix(level - 1)
-            return StageModel(
+            separate = prefix is not None and data.has_targets
+            model = StageModel(
                 autoencoder.encoder_levels[level - 1],
                 autoencoder.decoder_levels[level - 1],
                 prefix=prefix,
                 corruption=self.corruption,
+                separate_targets=separate,
                 name=f"stage_{level}",
             )
+            return model, separate
         if self.schedule == "joint":
-            return JointModel(
-                autoencoder, self.level_weights, self.stop_target_gradients, self.corruption
+            model = JointModel(
+                autoencoder,
+                self.level_weights,
+                self.stop_target_gradients,
+                self.corruption,
+                separate_targets=data.has_targets,
             )
+            return model, data.has_targets
         name = "fine_tune" if phase.fine_tuning else self.schedule
-        return StageModel(
+        model = StageModel(
             autoencoder.encoder, autoencoder.decoder, corruption=self.corruption, name=name
         )
+        return model, False
 
     def _fit_phase(self, phase, first_epoch, run, data, verbose, validation_freq):
         autoencoder = self.autoencoder
@@ -547,7 +564,7 @@ class RecursiveTrainer:
         frozen = [layer for k in range(1, level) for layer in autoencoder.encoder_level_layers(k)]
         before = autoencoder.get_weights()
         with _frozen(frozen):
-            model = self._phase_model(phase, data)
+            model, targets_as_inputs = self._phase_model(phase, data)
             model.compile(
                 **phase_lib.compile_args(self._compile_args, phase, self._fine_tune_optimizer)
             )
@@ -556,7 +573,9 @@ class RecursiveTrainer:
             model.optimizer.build(model.trainable_variables)
             if isinstance(model, JointModel) and model.level_weights is None:
                 model.adapt(data.first_batch())
-            train, steps, validation, validation_steps = data.fit_inputs(phase, first_epoch)
+            train, steps, validation, validation_steps = data.fit_inputs(
+                phase, first_epoch, targets_as_inputs
+            )
             image_loss = data.image_loss(self._compile_args["loss"])
             try:
                 with run.phase_callbacks(phase, model, steps, image_loss) as callbacks:

@@ -23,8 +23,9 @@ class SeededBatches(keras.utils.PyDataset):
 
     Args:
         images: an array (a NumPy array, an `np.memmap` cache, ...), or a
-            tuple `(inputs, targets)` of two arrays of the same length, read
-            at the same rows: each batch is then an `(inputs, targets)` pair.
+            nested tuple of arrays of the same length, read at the same rows:
+            each batch then has that structure, e.g. an `(inputs, targets)`
+            pair, or `((inputs, targets),)` for a model of two inputs.
         batch_size: rows per batch.
         seed: a list of integers.
         shuffle: whether to shuffle at all.
@@ -43,7 +44,7 @@ class SeededBatches(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.first_epoch = first_epoch
         self.epochs = epochs
-        self.count = len(images[0] if isinstance(images, tuple) else images)
+        self.count = len(keras.tree.flatten(images)[0])
         available = math.ceil(self.count / batch_size)
         if steps_per_epoch is not None and steps_per_epoch > available:
             raise ValueError(
@@ -70,13 +71,8 @@ class SeededBatches(keras.utils.PyDataset):
         epoch += self.first_epoch
         rows = self.order(epoch)[batch * self.batch_size : (batch + 1) * self.batch_size]
         rows = np.sort(rows)  # reads a memory-mapped cache in order
-        if isinstance(self.images, tuple):
-            return tuple(_floatx(array[rows]) for array in self.images)
-        return _floatx(self.images[rows])
-
-
-def _floatx(array):
-    return np.asarray(array, dtype=keras.config.floatx())
+        floatx = keras.config.floatx()
+        return keras.tree.map_structure(lambda a: np.asarray(a[rows], dtype=floatx), self.images)
 
 
 def as_tf_dataset(batches):
@@ -103,19 +99,14 @@ def as_tf_dataset(batches):
     """
     tf = imported_tensorflow()
     first = batches[0]
-    pairs = isinstance(first, tuple)
-    parts = first if pairs else (first,)
-    signature = [tf.TensorSpec((None,) + part.shape[1:], part.dtype) for part in parts]
+    signature = [tf.TensorSpec((None,) + a.shape[1:], a.dtype) for a in keras.tree.flatten(first)]
     source = weakref.ref(batches)
 
-    def read(i):
-        out = source()[int(i)]
-        return out if pairs else (out,)
-
     def batch(index):
+        read = lambda i: keras.tree.flatten(source()[int(i)])  # noqa: E731
         out = tf.numpy_function(read, [index], [spec.dtype for spec in signature])
-        out = tuple(tf.ensure_shape(o, spec.shape) for o, spec in zip(out, signature))
-        return out if pairs else out[0]
+        out = [tf.ensure_shape(o, spec.shape) for o, spec in zip(out, signature)]
+        return keras.tree.pack_sequence_as(first, out)
 
     options = tf.data.Options()
     options.autotune.enabled = False  # see `load_lfw`: the autotuner can stall training

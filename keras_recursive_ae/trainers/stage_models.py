@@ -16,12 +16,13 @@ class StageModel(keras.Model):
     The model's input is either `T_{k-1}` itself (computed once by the frozen
     encoder levels and cached), or the images, in which case the frozen
     `prefix` (`E_1..E_{k-1}`, always in inference mode) computes `T_{k-1}`
-    at every step. Either way the model returns `(rebuilt, clean)`, where
-    `clean` is `T_{k-1}` before any `corruption`, and the compiled loss and
-    metrics compare `rebuilt` with the target: the `y` that `fit` passes
-    (`T_{k-1}` of the targets, through the same `prefix`), or else `clean`.
-    So Keras' own `fit`, `evaluate`, callbacks and progress bars train it
-    unchanged on every backend.
+    at every step. The model returns `(rebuilt, target)`, and the compiled
+    loss and metrics compare the two, so Keras' own `fit`, `evaluate`,
+    callbacks and progress bars train it unchanged on every backend. The
+    target is the `y` that `fit` passes, if any (a cached `T_{k-1}` of the
+    targets, or the images' targets end to end); else, with
+    `separate_targets`, the model's second input (the targets, through the
+    same `prefix`); else `T_{k-1}` itself, before any `corruption`.
 
     Args:
         level_encoder: the model `T_{k-1} -> T_k`.
@@ -30,36 +31,46 @@ class StageModel(keras.Model):
             `images -> T_{k-1}`.
         corruption: `None`, or a layer applied to `T_{k-1}` before the
             encoder level, in training only (see `TrainingOnly`).
+        separate_targets: whether the model takes `[inputs, targets]`: the
+            targets then go through `prefix` inside the model's graph.
         name: name of the model.
     """
 
-    def __init__(self, level_encoder, level_decoder, prefix=None, corruption=None, name=None):
+    def __init__(
+        self,
+        level_encoder,
+        level_decoder,
+        prefix=None,
+        corruption=None,
+        separate_targets=False,
+        name=None,
+    ):
         source = level_encoder if prefix is None else prefix
-        inputs = keras.Input(shape=tuple(source.inputs[0].shape[1:]), name="stage_input")
+        shape = tuple(source.inputs[0].shape[1:])
+        inputs = keras.Input(shape=shape, name="stage_input")
         clean = inputs if prefix is None else prefix(inputs, training=False)
+        target = clean
+        if separate_targets:
+            targets = keras.Input(shape=shape, name="stage_target")
+            target = targets if prefix is None else prefix(targets, training=False)
+            inputs = [inputs, targets]
         corrupted = clean if corruption is None else corruption(clean)
         rebuilt = level_decoder(level_encoder(corrupted))
-        super().__init__(inputs, (rebuilt, clean), name=name)
-        self.prefix = prefix
-
-    def _target(self, y, clean):
-        if y is None:
-            return clean
-        return y if self.prefix is None else self.prefix(y, training=False)
+        super().__init__(inputs, (rebuilt, target), name=name)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        rebuilt, clean = y_pred
+        rebuilt, target = y_pred
         return super().compute_loss(
             x=x,
-            y=keras.ops.stop_gradient(self._target(y, clean)),
+            y=keras.ops.stop_gradient(target if y is None else y),
             y_pred=rebuilt,
             sample_weight=sample_weight,
             training=training,
         )
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        rebuilt, clean = y_pred
-        target = self._target(y, clean)
+        rebuilt, target = y_pred
+        target = target if y is None else y
         logs = super().compute_metrics(x, target, rebuilt, sample_weight=sample_weight)
         return multi_worker_logs(logs)
 
@@ -97,8 +108,9 @@ class JointModel(keras.Model):
     reconstructed image) and `T_{k-1}` the encoder's (`T_0` is the image).
     Per-level losses are reported as the metrics `level_1_loss` ..
     `level_n_loss` (unweighted); compiled metrics compare `R_0` with the
-    image. With targets (`fit(x, y)`), `T_0..T_{n-1}` are those of `y`; with
-    a `corruption`, the `R` are those of the corrupted images and the `T`
+    image. With `separate_targets` (the model then takes `[inputs, targets]`,
+    for `fit(x, y)`), `T_0..T_{n-1}` are those of the targets; with a
+    `corruption`, the `R` are those of the corrupted images and the `T`
     those of the clean ones.
 
     Args:
@@ -114,22 +126,32 @@ class JointModel(keras.Model):
             held constant, so that the encoder learns only through the
             reconstruction paths and cannot shrink its own targets.
         corruption: `None`, or a layer applied to the images in training.
+        separate_targets: whether the model takes `[inputs, targets]`.
         name: name of the model.
     """
 
     def __init__(
-        self, autoencoder, level_weights, stop_target_gradients=True, corruption=None, name="joint"
+        self,
+        autoencoder,
+        level_weights,
+        stop_target_gradients=True,
+        corruption=None,
+        separate_targets=False,
+        name="joint",
     ):
         images = keras.Input(shape=autoencoder.shapes[0], name="images")
         level_tensors = autoencoder.level_tensors_model()
         depth = autoencoder.depth
         corrupted = images if corruption is None else corruption(images)
         tensors = keras.tree.flatten(level_tensors(corrupted))
-        if corruption is not None:  # the encoder's tensors of the clean images
-            tensors = tensors[:depth] + keras.tree.flatten(level_tensors(images))[depth:]
-        rebuilt, targets = tensors[:depth], [images] + tensors[depth:]
-        super().__init__(images, (rebuilt, targets), name=name)
-        self.encoder_levels = autoencoder.encoder_levels[: depth - 1]
+        inputs, clean = images, images
+        if separate_targets:  # the model takes [inputs, targets]
+            clean = keras.Input(shape=autoencoder.shapes[0], name="targets")
+            inputs = [images, clean]
+        if clean is not corrupted:  # the encoder's tensors of the clean targets
+            tensors = tensors[:depth] + keras.tree.flatten(level_tensors(clean))[depth:]
+        rebuilt, targets = tensors[:depth], [clean] + tensors[depth:]
+        super().__init__(inputs, (rebuilt, targets), name=name)
         self.level_weights = None if level_weights is None else list(level_weights)
         # The default weights' ceiling (see `adapt`), saved with the model so
         # that a resumed run keeps it.
@@ -146,18 +168,8 @@ class JointModel(keras.Model):
         self.level_loss = keras.losses.get(loss)
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
 
-    def _targets(self, y, targets):
-        """`T_0..T_{n-1}` of the targets `y`, or the model's own (of its inputs)."""
-        if y is None:
-            return targets
-        targets = [y]
-        for level in self.encoder_levels:
-            targets.append(level(targets[-1], training=False))
-        return targets
-
-    def _level_losses(self, y, y_pred):
+    def _level_losses(self, y_pred):
         rebuilt, targets = y_pred
-        targets = self._targets(y, targets)
         losses = []
         for level, (output, target) in enumerate(zip(rebuilt, targets), start=1):
             if self.stop_target_gradients and level > 1:
@@ -188,14 +200,14 @@ class JointModel(keras.Model):
         (measured: docs/schedules.md, "Joint"). Explicit `level_weights`
         need no `adapt`.
         """
-        targets = self.predict_on_batch(images)[1]
+        inputs = images if len(self.inputs) == 1 else [images, images]
+        targets = self.predict_on_batch(inputs)[1]
         self.weight_ceilings.assign(self._relative_weights(targets))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        losses = self._level_losses(y, y_pred)
+        losses = self._level_losses(y_pred)
         if self.level_weights is None:
-            targets = self._targets(y, y_pred[1])
-            weights = keras.ops.minimum(self.weight_ceilings, self._relative_weights(targets))
+            weights = keras.ops.minimum(self.weight_ceilings, self._relative_weights(y_pred[1]))
             total = sum(weights[k] * loss for k, loss in enumerate(losses))
         else:
             total = sum(w * loss for w, loss in zip(self.level_weights, losses) if w != 0)
@@ -204,9 +216,8 @@ class JointModel(keras.Model):
         return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        for tracker, loss in zip(self.level_trackers, self._level_losses(y, y_pred)):
+        for tracker, loss in zip(self.level_trackers, self._level_losses(y_pred)):
             tracker.update_state(loss)
         rebuilt, targets = y_pred
-        target = targets[0] if y is None else y
-        logs = super().compute_metrics(x, target, rebuilt[0], sample_weight=sample_weight)
+        logs = super().compute_metrics(x, targets[0], rebuilt[0], sample_weight=sample_weight)
         return multi_worker_logs(logs)

@@ -118,6 +118,11 @@ class TrainingData:
         return "validation" in self.sources
 
     @property
+    def has_targets(self):
+        """Whether the training or validation data has targets (perhaps equal to the inputs)."""
+        return any(t is not None or _pairs(i) for i, t in self.sources.values())
+
+    @property
     def recomputes(self):
         """Whether a greedy stage's model runs the frozen levels itself (no cache)."""
         return not self.caching
@@ -132,30 +137,43 @@ class TrainingData:
             return None
         return np.asarray(data[: self.batch_size])
 
-    def fit_inputs(self, phase, first_epoch):
+    def fit_inputs(self, phase, first_epoch, targets_as_inputs=False):
         """`(train, steps, validation, validation_steps)` of `phase`, for `keras.Model.fit`.
 
         Args:
             phase: the `Phase`.
             first_epoch: the phase's epoch it starts (or resumes) at.
+            targets_as_inputs: whether the phase's model takes
+                `[inputs, targets]` (the targets then are inputs of `fit`,
+                with no `y`).
         """
-        train, steps = self._fit_input("train", phase, first_epoch, phase.epochs)
+        train, steps = self._fit_input("train", phase, first_epoch, phase.epochs, targets_as_inputs)
         validation = validation_steps = None
         if self.has_validation:
-            validation, validation_steps = self._fit_input("validation", phase, 0, 1)
+            validation, validation_steps = self._fit_input(
+                "validation", phase, 0, 1, targets_as_inputs
+            )
         return train, steps, validation, validation_steps
 
-    def _fit_input(self, split, phase, first_epoch, epochs):
+    def _fit_input(self, split, phase, first_epoch, epochs, targets_as_inputs):
         level = phase.level if self.caching else None
         inputs, targets = self._tensors(split, level)
         steps = self.steps[split]
         if is_dataset(inputs):
-            return inputs, steps  # batched and ordered by its own pipeline
+            # Batched and ordered by its own pipeline.
+            if targets_as_inputs:
+                if not _pairs(inputs):  # the inputs are their own targets
+                    return inputs.map(lambda batch: ((batch, batch),)), steps
+                return inputs.map(lambda batch, target: ((batch, target),)), steps
+            return inputs, steps
         validation = split == "validation"
         batch_size = self.batch_size
         if validation and self.validation_batch_size:
             batch_size = self.validation_batch_size
-        arrays = inputs if targets is None else (inputs, targets)
+        if targets_as_inputs:
+            arrays = ((inputs, inputs if targets is None else targets),)
+        else:
+            arrays = inputs if targets is None else (inputs, targets)
         data, seeded = seeded_batches.fit_inputs(
             arrays,
             batch_size,
