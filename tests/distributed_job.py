@@ -1,6 +1,6 @@
 """Greedy training of tiny autoencoders under a distribution, for the tests.
 
-Run by tests/test_distributed.py in fresh processes (device counts and
+Run by tests/trainers/test_distributed.py in fresh processes (device counts and
 TF_CONFIG must be set before the backend starts):
 
     python tests/distributed_job.py MODE OUTPUT.npz

@@ -1,6 +1,6 @@
 """The README's commands and its own-pair quickstart, as they are written.
 
-The main command itself runs in `test_lfw_example.py` (on a few dozen real
+The main command itself runs in `experiments/test_lfw_example.py` (on a few dozen real
 faces) and the test command is CI's (`.ci/run` runs it verbatim).
 """
 

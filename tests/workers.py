@@ -1,7 +1,7 @@
 """`wait_for_workers`: a TCP rendezvous for the multi-worker tests.
 
 It lives here, in the tests (`from workers import wait_for_workers`, as
-`test_distributed.py` and `distributed_job.py` do), not in the library.
+`trainers/test_distributed.py` and `distributed_job.py` do), not in the library.
 
 `tf.distribute.MultiWorkerMirroredStrategy()` blocks until all workers of
 the cluster have registered, with no time limit: a worker whose peer never

@@ -9,11 +9,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import LFW_DIR
 
 from keras_recursive_ae.datasets import lfw as lfw_module
 from keras_recursive_ae.datasets.lfw import LFWSplits, load_lfw
-
-LFW_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
 
 # Tests that read the real LFW folder are `slow` and skipped only without it.
 needs_lfw = pytest.mark.skipif(
