@@ -293,6 +293,3 @@ def warn_before_greedy(autoencoder, stacklevel=2):
     """
     for message in greedy_warnings(autoencoder):
         warnings.warn(message, UserWarning, stacklevel=stacklevel)
-
-
-warn_about_dropout = warn_before_greedy  # the trainer's name for it

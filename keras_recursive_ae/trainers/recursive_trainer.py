@@ -5,7 +5,7 @@ import contextlib
 import keras
 
 from keras_recursive_ae import generation
-from keras_recursive_ae.models.levels import levels_of, warn_about_dropout
+from keras_recursive_ae.models.levels import levels_of, warn_before_greedy
 from keras_recursive_ae.models.symmetric_autoencoder import DECODER_ORDERS, SymmetricAutoencoder
 from keras_recursive_ae.trainers import distribution as distribution_lib
 from keras_recursive_ae.trainers import phase as phase_lib
@@ -206,7 +206,7 @@ class RecursiveTrainer:
         self.level_weights = standardize_level_weights(self._level_weights, autoencoder.depth)
         if self.schedule == "greedy":
             # The warning points at the user's call (RecursiveTrainer or fit).
-            warn_about_dropout(autoencoder, stacklevel)
+            warn_before_greedy(autoencoder, stacklevel)
 
     @property
     def autoencoder(self):
