@@ -110,10 +110,14 @@ def test_a_subclassed_model_with_encoder_and_decoder_is_told_to_pass_them():
 
 def test_a_multi_output_encoder_is_pointed_to_the_variational_bottleneck():
     # keras-io's VAE encoder: Model(inputs, [z_mean, z_log_var, z]).
-    class Sampling(layers.Layer):
+    class Sampling(layers.Layer):  # keras-io's, with its seed generator (as JAX needs)
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.seed_generator = keras.random.SeedGenerator(1337)
+
         def call(self, inputs):
             z_mean, z_log_var = inputs
-            noise = keras.random.normal(keras.ops.shape(z_mean))
+            noise = keras.random.normal(keras.ops.shape(z_mean), seed=self.seed_generator)
             return z_mean + keras.ops.exp(0.5 * z_log_var) * noise
 
     inputs = keras.Input((8, 8, 1))

@@ -86,10 +86,13 @@ def test_the_warning_comes_once_at_fit_when_the_shape_is_known_only_then():
     x = np.random.default_rng(0).random((16, 64), dtype="float32")
     with pytest.warns(UserWarning, match="end in a ReLU") as seen:
         trainer.fit(x, epochs=1, batch_size=8, verbose=0)
-    assert [w.filename for w in seen] == [__file__]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    # (Keras itself may warn during fit on some backends: only ours count.)
+    ours = [w for w in seen if "end in a ReLU" in str(w.message)]
+    assert [w.filename for w in ours] == [__file__]
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
         trainer.fit(x, epochs=1, batch_size=8, verbose=0)  # once per trainer
+    assert not [w for w in again if "end in a ReLU" in str(w.message)]
 
 
 def test_the_fixes_and_the_other_schedules_do_not_warn():
