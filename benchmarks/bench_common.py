@@ -220,3 +220,15 @@ def curve_callback(scored, x_test, label, stop=None):
             self.excluded += time.perf_counter() - begin
 
     return HeldOutCurve()
+
+
+def comma_separated_names(parser, option, text, choices):
+    """The names of a comma-separated option, in `choices`' order; an argparse error otherwise."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in choices]
+    if not names or unknown or len(set(names)) != len(names):
+        parser.error(
+            f"{option} must be a comma-separated list of distinct names from "
+            f"{tuple(choices)}. Received: {option} {text!r}"
+        )
+    return [n for n in choices if n in names]

@@ -60,7 +60,14 @@ import sys
 import time
 import warnings
 
-from bench_common import DEFAULT_LFW, machine, positive_float, positive_int, versions_and_device
+from bench_common import (
+    DEFAULT_LFW,
+    comma_separated_names,
+    machine,
+    positive_float,
+    positive_int,
+    versions_and_device,
+)
 
 PAIRS = ("denoise", "anomaly", "vae", "paper64")
 # Per pair: greedy epochs per stage (the user's count) and what the score means.
@@ -72,17 +79,6 @@ SCORES = {
     "paper64": ("held-out SSE/image", "lower"),
 }
 NOISE = 0.2
-
-
-def _names(parser, option, text, choices):
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in choices]
-    if not names or unknown or len(set(names)) != len(names):
-        parser.error(
-            f"{option} must be a comma-separated list of distinct names from "
-            f"{tuple(choices)}. Received: {option} {text!r}"
-        )
-    return [n for n in choices if n in names]
 
 
 def parse_args(argv=None):
@@ -125,7 +121,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("--json", help="write every number here")
     args = parser.parse_args(argv)
-    args.pairs = _names(parser, "--pairs", args.pairs, PAIRS)
+    args.pairs = comma_separated_names(parser, "--pairs", args.pairs, PAIRS)
     return args
 
 

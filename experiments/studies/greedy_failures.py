@@ -70,6 +70,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks
 from bench_common import (  # noqa: E402
     add_lfw_arguments,
     add_training_arguments,
+    comma_separated_names,
     held_out_split,
     machine,
     positive_float,
@@ -86,17 +87,6 @@ VARIANTS = {
 }
 PARTS = ("user", "paper")
 _BATCH = 128
-
-
-def _names(parser, option, text, choices):
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in choices]
-    if not names or unknown or len(set(names)) != len(names):
-        parser.error(
-            f"{option} must be a comma-separated list of distinct names from "
-            f"{tuple(choices)}. Received: {option} {text!r}"
-        )
-    return [n for n in choices if n in names]
 
 
 def _filters(parser, text):
@@ -151,8 +141,8 @@ def parse_args(argv=None):
     )
     add_training_arguments(parser, json_help="write every number here")
     args = parser.parse_args(argv)
-    args.parts = _names(parser, "--parts", args.parts, PARTS)
-    args.variants = _names(parser, "--variants", args.variants, tuple(VARIANTS))
+    args.parts = comma_separated_names(parser, "--parts", args.parts, PARTS)
+    args.variants = comma_separated_names(parser, "--variants", args.variants, tuple(VARIANTS))
     args.filters = _filters(parser, args.filters)
     if args.dropout >= 1:
         parser.error(f"--dropout must be below 1. Received: --dropout {args.dropout}")
