@@ -280,14 +280,21 @@ def _samples_lines(results):
         f"Each configuration generated {count} images: the VAEs decode codes drawn "
         f"from N(0, I); the deterministic configurations fit a mixture of Gaussians "
         f"(`RecursiveTrainer.fit_latent_density`) to the codes of the training "
-        f"faces and decode codes drawn from it. Both scores are taken against the "
+        f"faces and decode codes drawn from it. The first two scores are taken against the "
         f"{results['data']['num_images']['train']} training faces: the mean over "
         f"the images of the sum of squared error to the nearest training face (a "
         f"copy of a training face is at 0, uniform noise is far, and a blurry face "
         f"is nearer than a sharp one, so read it beside the next column), and the "
         f"images' mean sharpness (variance of the Laplacian) over the training "
         f"faces' (1 = as crisp as the training faces, below 1 blurrier, above 1 "
-        f"noisier). The first row scores held-out real faces the same way.",
+        f"noisier). The spread is, per pixel value, the standard deviation across "
+        f"the images, averaged over the values (0 when all images are alike). The "
+        f"first row scores held-out real faces the same way"
+        + (
+            f" (their spread over the first {reference['spread_count']} of them)."
+            if reference and reference.get("spread_count")
+            else "."
+        ),
         "",
     ]
     header = ["configuration", "codes drawn from"] + [title for _, title, _ in SAMPLE_METRICS]

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from experiments.lfw.scores import SAMPLE_METRICS, mean_sharpness, score_samples
+from experiments.lfw.scores import SAMPLE_METRICS, mean_sharpness, pixel_spread, score_samples
 
 SAMPLES = 64
 """How many images each configuration generates and is scored on."""
@@ -95,12 +95,20 @@ class SampleScorer:
         return images, record
 
     def held_out_real(self, images):
-        """The reference: `score_samples` of held-out real faces."""
-        return score_samples(images, self.train, self.train_sharpness)
+        """The reference: `score_samples` of held-out real faces.
+
+        The spread across them (`pixel_spread`) is taken over the first
+        `num_samples` of them, as many as each configuration's samples
+        (`spread_count`), so that the two can be compared.
+        """
+        record = score_samples(images, self.train, self.train_sharpness)
+        record["spread_count"] = min(len(images), self.num_samples)
+        record["pixel_spread"] = pixel_spread(images[: self.num_samples])
+        return record
 
 
 def describe_sample_scores(record):
-    """E.g. `"nearest_training_sse 52.1, sharpness_ratio 0.214"`, for the log."""
+    """E.g. `"nearest_training_sse 52.1, sharpness_ratio 0.214, pixel_spread 0.1523"`."""
     return ", ".join(
         f"{key} {'nan' if record.get(key) is None else f'{record[key]:.{digits}f}'}"
         for key, _, digits in SAMPLE_METRICS

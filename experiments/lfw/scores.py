@@ -126,8 +126,9 @@ SAMPLE_METRICS = (
     # (key, column title, digits in results.md)
     ("nearest_training_sse", "nearest training face, sum sq. error (noise is far)", 1),
     ("sharpness_ratio", "sharpness vs training faces (blur is low)", 3),
+    ("pixel_spread", "spread across images (all alike is 0)", 4),
 )
-"""The two scores of generated images (and of held-out real faces), as in results.md."""
+"""The three scores of generated images (and of held-out real faces), as in results.md."""
 
 _SHARPNESS_EPSILON = 1e-8  # `metrics.sharpness_ratio`'s default
 
@@ -222,6 +223,30 @@ def mean_sharpness(images, chunk_size=256):
     return total / count
 
 
+def pixel_spread(images):
+    """How different `images` are from each other: the spread across them.
+
+    Per value (pixel and channel), the standard deviation over the images
+    (NumPy's, `ddof=0`), averaged over the values. Identical images (a
+    generator that collapsed to one face) are at 0; compare with as many
+    held-out real faces.
+
+    Args:
+        images: An array `(N, height, width, channels)`.
+
+    Returns:
+        A Python float.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from experiments.lfw.scores import pixel_spread
+    >>> pixel_spread(np.stack([np.zeros((2, 2, 1)), np.ones((2, 2, 1))]))
+    0.5
+    """
+    return float(np.asarray(images, dtype="float64").std(axis=0).mean())
+
+
 def score_samples(images, train_faces, train_sharpness=None):
     """How near generated (or held-out real) images are to the training faces.
 
@@ -233,11 +258,12 @@ def score_samples(images, train_faces, train_sharpness=None):
 
     Returns:
         A dict with `count`, `nearest_training_sse`
-        (`nearest_training_distance`) and `sharpness_ratio`: the images'
+        (`nearest_training_distance`), `sharpness_ratio`: the images'
         mean sharpness over the training faces' mean sharpness, each plus
         the metric's `epsilon` (1 = as crisp as the training faces, below 1
-        blurrier, above 1 noisier). A ratio of means rather than a mean of
-        per-image ratios: a sample has no original of its own.
+        blurrier, above 1 noisier; a ratio of means rather than a mean of
+        per-image ratios: a sample has no original of its own), and
+        `pixel_spread` (`pixel_spread` of the images: 0 if all are alike).
     """
     if train_sharpness is None:
         train_sharpness = mean_sharpness(train_faces)
@@ -246,4 +272,5 @@ def score_samples(images, train_faces, train_sharpness=None):
         "count": int(len(images)),
         "nearest_training_sse": finite_or_none(nearest_training_distance(images, train_faces)),
         "sharpness_ratio": finite_or_none(ratio),
+        "pixel_spread": finite_or_none(pixel_spread(images)),
     }

@@ -91,8 +91,24 @@ def test_score_samples_says_copies_are_near_blur_is_low_and_noise_is_far():
     assert blur_scores["sharpness_ratio"] < 0.1 < 10 < noise_scores["sharpness_ratio"]
     assert blur_scores["nearest_training_sse"] < noise_scores["nearest_training_sse"] / 5
     assert describe_sample_scores(copies) == (
-        f"nearest_training_sse 0.0, sharpness_ratio {copies['sharpness_ratio']:.3f}"
+        f"nearest_training_sse 0.0, sharpness_ratio {copies['sharpness_ratio']:.3f}, "
+        f"pixel_spread {copies['pixel_spread']:.4f}"
     )
+    # The spread across samples: identical samples (the average face) are at 0.
+    assert blur_scores["pixel_spread"] == pytest.approx(0.0, abs=1e-9)
+    assert copies["pixel_spread"] > 0.02 and noise_scores["pixel_spread"] > 0.2
+
+
+def test_pixel_spread_is_the_mean_over_values_of_the_std_across_images():
+    assert scores.pixel_spread(np.full((5, 3, 3, 3), 0.7)) == pytest.approx(0.0, abs=1e-12)
+    halves = np.stack([np.zeros((4, 4, 3)), np.ones((4, 4, 3))])
+    assert scores.pixel_spread(halves) == pytest.approx(0.5)
+    rng = np.random.default_rng(0)
+    images = rng.random((7, 4, 5, 3), dtype="float32")
+    expected = np.mean(
+        [np.std(images[:, i, j, c]) for i in range(4) for j in range(5) for c in range(3)]
+    )
+    assert scores.pixel_spread(images) == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -128,10 +144,11 @@ def test_a_deterministic_and_a_variational_configuration_both_sample(tmp_path, c
     assert by_name["stacked_vae"]["density"] == "N(0, I)"
     assert by_name["stacked_vae"]["density_components"] is None
     held_out = results["held_out_real"]
-    assert held_out["count"] == 6
+    assert held_out["count"] == 6 and held_out["spread_count"] == 5  # as many as the samples
     for record in [held_out, *by_name.values()]:
         assert record["nearest_training_sse"] > 0 and record["sharpness_ratio"] > 0, record
         assert math.isfinite(record["nearest_training_sse"] + record["sharpness_ratio"])
+        assert record["pixel_spread"] >= 0 and math.isfinite(record["pixel_spread"]), record
     for name, record in by_name.items():
         assert record["count"] == 5 and record["seconds"] >= 0
         assert f"5 samples: {describe_sample_scores(record)}" in log, name
@@ -151,14 +168,16 @@ def test_a_deterministic_and_a_variational_configuration_both_sample(tmp_path, c
             "mixture of 4 Gaussians" if name == "recursive" else "N(0, I)",
             f"{record['nearest_training_sse']:.1f}",
             f"{record['sharpness_ratio']:.3f}",
+            f"{record['pixel_spread']:.4f}",
         ]
         for name, record in by_name.items()
     }
     reference = (
         f"| held-out real faces (6) | - | {held_out['nearest_training_sse']:.1f} | "
-        f"{held_out['sharpness_ratio']:.3f} |"
+        f"{held_out['sharpness_ratio']:.3f} | {held_out['pixel_spread']:.4f} |"
     )
     assert reference in markdown
+    assert "their spread over the first 5 of them" in markdown
     assert "![samples](samples.png)" in markdown
 
     merged = experiment.merge_results([out], tmp_path / "merged")
