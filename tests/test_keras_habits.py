@@ -311,6 +311,6 @@ def test_greedy_training_of_levels_with_dropout_warns_naming_them():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             RecursiveTrainer(*_users_conv_pair(), schedule=schedule)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # the library's stack: no Dropout (and 128x128: not small)
         warnings.simplefilter("error")
-        RecursiveTrainer(MirroredConvStack(filters=(4, 8), input_shape=(8, 8, 1)))
+        RecursiveTrainer(MirroredConvStack(filters=(2, 2), input_shape=(128, 128, 1)))
