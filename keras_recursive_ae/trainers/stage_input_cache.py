@@ -61,6 +61,11 @@ class StageInputCache:
     `tf.data` input is itself stored first (`images`), so a pipeline that
     decodes JPEG files decodes them once.
 
+    An in-memory cache is written over the one it is computed from, so a
+    chain of caches holds one buffer, not two at once: each cache is given
+    `room` for the largest tensor that will later be computed over it
+    (`T_1` of the paper's network is larger than the images).
+
     A cache is a NumPy array in memory or an `np.memmap` over a temporary
     file, in a folder of its own under `directory`; `free` deletes the file.
 
@@ -133,7 +138,7 @@ class StageInputCache:
         self.dtype = dtype_name
         self.directory = None if directory is None else os.fspath(directory)
         self.placements = []
-        self._in_memory = {}  # id -> bytes of the in-memory caches not freed yet
+        self._in_memory = {}  # id -> (cache, the buffer it lies in), until freed
         self._folders = set()  # the folders of the files it made, not deleted yet
 
     @property
@@ -141,14 +146,20 @@ class StageInputCache:
         """Whether the stage model must run the frozen levels itself."""
         return self.mode == "off"
 
-    def images(self, data, batch_size):
-        """The images of `data` as an array: a `tf.data` input is stored once."""
+    def images(self, data, batch_size, room=0):
+        """The images of `data` as an array: a `tf.data` input is stored once.
+
+        `room`: values per image to reserve for a later `next` written over
+        this cache (when more than an image's own).
+        """
         if not is_dataset(data):
             return data
-        return self._compute(None, data, batch_size, replaced=0)
+        return self._compute(None, data, batch_size, replaced=0, room=room)
 
-    def pairs(self, data):
+    def pairs(self, data, room=0):
         """The inputs and targets of a dataset of `(inputs, targets)` pairs, read once.
+
+        `room` is as in `images`.
 
         Returns:
             `(inputs, targets)` as arrays; `targets` is `None` when every
@@ -157,14 +168,14 @@ class StageInputCache:
         """
         started = time.perf_counter()
         with contextlib.ExitStack() as writers:  # each frees its cache if reading fails
-            inputs = writers.enter_context(_Writer(self, data, replaced=0))
+            inputs = writers.enter_context(_Writer(self, data, replaced=0, room=room))
             targets = None
             for batch_inputs, batch_targets in data:
                 batch_inputs, batch_targets = np.asarray(batch_inputs), np.asarray(batch_targets)
                 if targets is None and not np.array_equal(batch_inputs, batch_targets):
                     # The first target that differs: the ones before equal their inputs.
                     capacity = None if inputs.cache is None else len(inputs.cache)
-                    targets = writers.enter_context(_Writer(self, data, 0, capacity))
+                    targets = writers.enter_context(_Writer(self, data, 0, room, capacity))
                     if inputs.count:
                         targets.append(inputs.stored())
                 inputs.append(self._to_storage(batch_inputs))
@@ -175,13 +186,24 @@ class StageInputCache:
             self._place(writer.cache, started)
         return inputs.cache, None if targets is None else targets.cache
 
-    def next(self, level_encoder, source, batch_size):
+    def next(self, level_encoder, source, batch_size, room=0):
         """`T_k`, computed by running `level_encoder` over `T_{k-1}` (`source`).
 
-        `source` is freed right after by the caller, so the memory it holds
-        is counted as available to the new cache.
+        `source` must be freed right after by the caller, and not read
+        again: when it is one of this object's in-memory caches with room
+        for `T_k`, `T_k` is written over it. Otherwise its memory is counted
+        as available to the new cache. `room` is as in `images`.
         """
-        return self._compute(level_encoder, source, batch_size, self._in_memory.get(id(source), 0))
+        held = self._in_memory.get(id(source))
+        if held is not None:
+            rows = len(source)
+            shape = (rows,) + tuple(
+                level_encoder.compute_output_shape((rows,) + source.shape[1:])[1:]
+            )
+            if math.prod(shape) <= held[1].size:
+                return self._compute_over(level_encoder, source, held[1], shape, batch_size)
+        replaced = 0 if held is None else held[1].nbytes
+        return self._compute(level_encoder, source, batch_size, replaced, room)
 
     def free(self, cache):
         """Lets go of `cache` (deleting its file), if it is one of this object's caches."""
@@ -192,19 +214,36 @@ class StageInputCache:
             # Views of the cache keep its pages readable until they are gone.
             shutil.rmtree(folder, ignore_errors=True)
 
-    def _compute(self, model, source, batch_size, replaced):
+    def _compute(self, model, source, batch_size, replaced, room):
         started = time.perf_counter()
-        rows = max(int(batch_size or 32), CACHE_BATCH_ROWS)  # inference: larger is faster
-        with _Writer(self, source, replaced) as writer:
+        rows = _rows(batch_size)
+        with _Writer(self, source, replaced, room) as writer:
             for batch in image_batches(source, rows):
                 if model is not None:
                     batch = _predict(model, batch, rows)
                 writer.append(self._to_storage(batch))
         return self._place(writer.cache, started)
 
+    def _compute_over(self, model, source, buffer, shape, batch_size):
+        """`model` over `source`, written into `buffer`, which holds `source` itself."""
+        started = time.perf_counter()
+        rows = _rows(batch_size)
+        cache = buffer[: math.prod(shape)].reshape(shape)
+        starts = range(0, len(source), rows)
+        if math.prod(shape[1:]) > math.prod(source.shape[1:]):
+            # Larger rows reach into rows not read yet when written in
+            # order: from the last batch back, they reach only rows read.
+            starts = reversed(starts)
+        for start in starts:
+            batch = np.array(source[start : start + rows])  # read before it is written over
+            cache[start : start + rows] = self._to_storage(_predict(model, batch, rows))
+        self.free(source)
+        return self._place(cache, started)
+
     def _place(self, cache, started):
         if not isinstance(cache, np.memmap):
-            self._in_memory[id(cache)] = cache.nbytes
+            # Held by the cache until `free`: an id stays this array's while it is.
+            self._in_memory[id(cache)] = (cache, cache if cache.base is None else cache.base)
         self.placements.append(
             CachePlacement(
                 cache.shape,
@@ -217,10 +256,11 @@ class StageInputCache:
         )
         return cache
 
-    def _allocate(self, shape, replaced):
+    def _allocate(self, shape, replaced, room=0):
         nbytes = math.prod(shape) * np.dtype(self.dtype).itemsize
-        if self._fits_in_memory(nbytes, replaced):
-            return np.empty(shape, dtype=self.dtype)
+        values = shape[0] * max(math.prod(shape[1:]), room)
+        if self._fits_in_memory(values * np.dtype(self.dtype).itemsize, replaced):
+            return np.empty(values, dtype=self.dtype)[: math.prod(shape)].reshape(shape)
         directory = self.directory or tempfile.gettempdir()
         free = shutil.disk_usage(directory).free
         if nbytes > free:
@@ -247,7 +287,7 @@ class StageInputCache:
         if self.mode != "auto":
             return self.mode == "memory"
         if self.budget is not None:
-            held = sum(self._in_memory.values()) - replaced
+            held = sum(buffer.nbytes for _, buffer in self._in_memory.values()) - replaced
             return held + nbytes <= self.budget
         available = psutil.virtual_memory().available + replaced
         return nbytes <= DEFAULT_BUDGET_FRACTION * available
@@ -272,9 +312,9 @@ class _Writer:
     length (or cardinality); `cache` is the filled part once the writer exits.
     """
 
-    def __init__(self, owner, source, replaced, capacity=None):
+    def __init__(self, owner, source, replaced, room=0, capacity=None):
         self.owner, self.source, self.replaced = owner, source, replaced
-        self.capacity = capacity
+        self.room, self.capacity = room, capacity
         self.cache, self.count = None, 0  # `count`: rows stored so far
 
     def __enter__(self):
@@ -283,7 +323,8 @@ class _Writer:
     def append(self, stored):
         if self.cache is None:
             capacity = self.capacity or _capacity(self.source, len(stored))
-            self.cache = self.owner._allocate((capacity,) + stored.shape[1:], self.replaced)
+            shape = (capacity,) + stored.shape[1:]
+            self.cache = self.owner._allocate(shape, self.replaced, self.room)
         if self.count + len(stored) > len(self.cache):
             raise ValueError(
                 f"The data yielded more than the {len(self.cache)} images its "
@@ -327,6 +368,10 @@ def _reserve(fileno, nbytes):
         os.posix_fallocate(fileno, 0, max(nbytes, 1))
     else:
         os.ftruncate(fileno, nbytes)
+
+
+def _rows(batch_size):
+    return max(int(batch_size or 32), CACHE_BATCH_ROWS)  # inference: larger is faster
 
 
 def _predict(model, batch, rows):

@@ -1,5 +1,7 @@
 """The data of one `fit`: the user's inputs and targets, checked, and what each phase reads."""
 
+import math
+
 import keras
 import numpy as np
 
@@ -200,13 +202,13 @@ class TrainingData:
             return kept
         if kept_level is not None and kept_level == level - 1:
             encoder = self.autoencoder.encoder_levels[level - 1]
-            tensors = tuple(self._next(encoder, array) for array in kept)
+            tensors = tuple(self._next(encoder, array, level) for array in kept)
         else:
             stored = self._stored(inputs, targets)
             tensors = stored
             if level > 0:
                 prefix = self.autoencoder.encoder_prefix(level)
-                tensors = tuple(self._next(prefix, array) for array in stored)
+                tensors = tuple(self._next(prefix, array, level) for array in stored)
                 self._free(stored, (inputs, targets))
         if kept is not None:
             self._free(kept, (inputs, targets))
@@ -215,11 +217,20 @@ class TrainingData:
 
     def _stored(self, inputs, targets):
         if is_dataset(inputs) and _pairs(inputs):
-            return self.cache.pairs(inputs)
-        return self.cache.images(inputs, self.batch_size), targets
+            return self.cache.pairs(inputs, self._room(0))
+        return self.cache.images(inputs, self.batch_size, self._room(0)), targets
 
-    def _next(self, encoder, array):
-        return None if array is None else self.cache.next(encoder, array, self.batch_size)
+    def _next(self, encoder, array, level):
+        if array is None:
+            return None
+        return self.cache.next(encoder, array, self.batch_size, self._room(level))
+
+    def _room(self, level):
+        """Values per image of the largest tensor a chain from `T_level` holds (to `T_{n-1}`)."""
+        shapes = self.autoencoder.shapes[level : self.autoencoder.depth]
+        if any(None in shape for shape in shapes):
+            return 0  # not known before the data: each cache is its own size
+        return max(math.prod(shape) for shape in shapes)
 
     def _free(self, arrays, users):
         for array in arrays:
