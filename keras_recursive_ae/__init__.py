@@ -18,6 +18,7 @@ from keras_recursive_ae.metrics import (
     ssim,
     sum_squared_error,
 )
+from keras_recursive_ae.models.levels import GreedyTrainingWarning
 from keras_recursive_ae.models.mirrored_conv_stack import MirroredConvStack
 from keras_recursive_ae.models.symmetric_autoencoder import SymmetricAutoencoder
 from keras_recursive_ae.trainers.recursive_trainer import RecursiveTrainer
@@ -25,6 +26,7 @@ from keras_recursive_ae.trainers.stage_input_cache import StageInputCache
 from keras_recursive_ae.version import __version__
 
 __all__ = [
+    "GreedyTrainingWarning",
     "LFWSplits",
     "LatentDensity",
     "MirroredConvStack",

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_recursive_ae import MirroredConvStack, RecursiveTrainer
+from keras_recursive_ae import GreedyTrainingWarning, MirroredConvStack, RecursiveTrainer
 from keras_recursive_ae.models.levels import output_activation, small_input
 
 layers = keras.layers
@@ -61,11 +61,11 @@ def _no_warning(*args, **kwargs):
 
 
 def _messages(*args, **kwargs):
-    """The trainer's warnings, by their text (every one a UserWarning at this line)."""
+    """The trainer's warnings, by their text (every one a GreedyTrainingWarning at this line)."""
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         RecursiveTrainer(*args, **kwargs)
-    assert all(w.category is UserWarning and w.filename == __file__ for w in seen)
+    assert all(w.category is GreedyTrainingWarning and w.filename == __file__ for w in seen)
     return [str(w.message) for w in seen]
 
 
@@ -202,3 +202,12 @@ def test_small_inputs_read_channels_first_images_by_the_data_format():
 )
 def test_output_activation_reads_back_through_layers_that_keep_zeros(block, expected):
     assert output_activation(block) == expected
+
+
+def test_greedy_warnings_have_their_own_category_to_silence_them():
+    with pytest.warns(GreedyTrainingWarning, match=SMALL):
+        RecursiveTrainer(MirroredConvStack(filters=(4,), input_shape=(16, 16, 1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=GreedyTrainingWarning)
+        RecursiveTrainer(*_anomaly_detector(), input_shape=(64,))
