@@ -64,14 +64,55 @@ def test_bench_training(faces, tmp_path):
     assert "| greedy_cached |" in out
 
 
+def rejected(script, *argv, cwd):
+    """The stderr of a script that argparse refuses (exit status 2)."""
+    result = subprocess.run(
+        [sys.executable, str(script), *map(str, argv)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stderr
+
+
 def test_bench_time_to_quality(faces, tmp_path):
+    script = BENCHMARKS / "bench_time_to_quality.py"
     path = tmp_path / "ttq.json"
-    run(
-        BENCHMARKS / "bench_time_to_quality.py",
-        *("--data-dir", faces, *SMALL, "--epochs", 1, "--json", path),
+    out = run(
+        script,
+        *("--data-dir", faces, *SMALL, "--epochs", 1, "--fine-tune-epochs", "1,2"),
+        *("--goal", 0.5, "--json", path, "--plot", tmp_path / "ttq.png"),
         cwd=tmp_path,
     )
-    assert json.loads(path.read_text())
+    assert "| greedy_fine_tune_2 |" in out
+    result = json.loads(path.read_text())
+    assert result["goal"] == 0.5
+    rows = {row["row"]: row for row in result["rows"]}
+    assert list(rows) == ["greedy", "greedy_fine_tune_1", "greedy_fine_tune_2"]
+    # One greedy run: its stages, then 2 fine-tuning epochs, each row an epoch's end.
+    curve = result["greedy"]["curve"]
+    assert len(curve) == result["depth"] + 2
+    for row, point in zip(rows.values(), curve[-3:]):
+        assert (row["greedy_wall_s"], row["greedy_sse"]) == (point["wall_s"], point["sse"])
+    # Plain Keras settles every row: it reached the error, or ran past 1 / goal
+    # times the row's greedy time, which meets the goal.
+    plain_wall = result["plain"]["wall_s"]
+    for row in rows.values():
+        assert row["plain_budget_s"] == row["greedy_wall_s"] / 0.5
+        assert row["reached"] or (plain_wall > row["plain_budget_s"] and row["meets_goal"])
+        assert isinstance(row["meets_goal"], bool)
+    assert (tmp_path / "ttq.png").stat().st_size > 0
+
+    for argv, message in [
+        (("--goal", 0), "--goal must be a number above 0 and at most 1"),
+        (("--goal", "1.5"), "Received: --goal 1.5"),
+        (("--fine-tune-epochs", "1,x"), "Received: --fine-tune-epochs '1,x'"),
+        (("--fine-tune-epochs", "0"), "--fine-tune-epochs must be a comma-separated list"),
+        (("--rows", "greedy_fine_tune_2"), "--fine-tune-epochs 1,3 does not give"),
+    ]:
+        assert message in rejected(script, *argv, cwd=tmp_path)
 
 
 def test_bench_backends(faces, tmp_path):
