@@ -118,7 +118,12 @@ def _run(seed, sse, ssim, seconds, epochs, sample_sse=None):
         "train_seconds": seconds,
         "epochs_run": epochs,
         "epochs_by_stage": [["end_to_end", epochs]],
-        "samples": {"count": 8, "nearest_training_sse": sample_sse, "sharpness_ratio": 0.25},
+        "samples": {
+            "count": 8,
+            "nearest_training_sse": sample_sse,
+            "sharpness_ratio": 0.25,
+            "pixel_spread": 0.1,
+        },
     }
 
 
@@ -219,7 +224,11 @@ def test_results_markdown_shows_mean_std_min_max_with_several_seeds():
     assert rows["recursive"][0] == "28.0 ± 1.0 (27.0-29.0)"
     assert rows["recursive"][-1] == "3 x 2 stages"
     samples = _rows(markdown, "## Samples")
-    assert samples["stacked"][1:] == ["8.0 ± 1.0 (7.0-9.0)", "0.250 ± 0.000 (0.250-0.250)"]
+    assert samples["stacked"][1:] == [
+        "8.0 ± 1.0 (7.0-9.0)",
+        "0.250 ± 0.000 (0.250-0.250)",
+        "0.1000 ± 0.0000 (0.1000-0.1000)",
+    ]
     assert "| held-out real faces (1) | - | 3.0 | 1.000 |" in markdown
     assert "seeds 7 to 9 (weights, data order, samples; the split is seed 7's)" in markdown
     assert "every configuration trained 3 times" in markdown
