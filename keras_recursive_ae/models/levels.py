@@ -334,6 +334,46 @@ def small_input(shape):
     return f"{height}x{width}"
 
 
+# Activations whose outputs are in [0, 1], the targets a probability loss expects.
+PROBABILITY_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "softmax")
+
+
+def inner_loss_warning(autoencoder, loss):
+    """A message when `loss` expects targets in [0, 1] that the inner levels' are not, or `None`.
+
+    Greedy stages `2..n` (and joint's inner terms) take `T_1..T_{n-1}` as
+    targets. Binary cross-entropy (`"binary_crossentropy"`,
+    `"binary_focal_crossentropy"`, their `Loss` classes) expects targets in
+    [0, 1] and clips predictions to it: on an encoder level that does not end
+    in a sigmoid (or softmax) its minimum is not at the target.
+    """
+    loss = keras.losses.get(loss)
+    probability_losses = (keras.losses.BinaryCrossentropy, keras.losses.BinaryFocalCrossentropy)
+    if not isinstance(loss, probability_losses) and loss not in (
+        keras.losses.binary_crossentropy,
+        keras.losses.binary_focal_crossentropy,
+    ):
+        return None
+    unbounded = {
+        level: output_activation(autoencoder.encoder_blocks[level - 1]) or "linear"
+        for level in range(1, autoencoder.depth)
+    }
+    unbounded = {k: name for k, name in unbounded.items() if name not in PROBABILITY_ACTIVATIONS}
+    if not unbounded:
+        return None
+    name = getattr(loss, "name", None) or loss.__name__
+    levels = ", ".join(f"{k} ({activation})" for k, activation in unbounded.items())
+    tensors = ", ".join(f"T_{k}" for k in unbounded)
+    return (
+        f"loss={name!r} expects targets in [0, 1], but the inner stages' targets {tensors}, "
+        f"the outputs of encoder levels {levels}, can leave it: binary cross-entropy "
+        "clips the prediction to [0, 1], so a target outside it is never rebuilt (the "
+        "loss is lowest at the clip, and clipped values get no gradient). Use "
+        "loss='mse', or schedule='end_to_end' (only the image is a target), or end "
+        "those encoder levels in a sigmoid."
+    )
+
+
 class GreedyTrainingWarning(UserWarning):
     """Greedy training of this autoencoder lost to end to end where measured.
 

@@ -1,11 +1,17 @@
 """Recursive (greedy, layer-wise) training of a symmetric autoencoder."""
 
 import contextlib
+import warnings
 
 import keras
 
 from keras_recursive_ae import generation
-from keras_recursive_ae.models.levels import levels_of, warn_before_greedy
+from keras_recursive_ae.models.levels import (
+    GreedyTrainingWarning,
+    inner_loss_warning,
+    levels_of,
+    warn_before_greedy,
+)
 from keras_recursive_ae.models.symmetric_autoencoder import DECODER_ORDERS, SymmetricAutoencoder
 from keras_recursive_ae.trainers import distribution as distribution_lib
 from keras_recursive_ae.trainers import phase as phase_lib
@@ -258,7 +264,9 @@ class RecursiveTrainer:
             loss: reconstruction loss between a model's output and its
                 target (`T_{k-1}` for a greedy stage, the image otherwise),
                 e.g. `"mse"` (default). For `"joint"`, the loss of every
-                level.
+                level. A loss that expects targets in [0, 1]
+                (`"binary_crossentropy"`) warns at `fit` when an inner
+                stage's target can leave [0, 1].
             metrics: list of metrics, computed on the same pair (for
                 `"joint"`: on the image).
             **kwargs: any other `keras.Model.compile` argument
@@ -373,6 +381,10 @@ class RecursiveTrainer:
         if self._autoencoder is None:
             self._build(image_batch_shape(x, "x")[1:])
         phases = self._phases(epochs, fine_tune_epochs)
+        if self.schedule == "joint" or any((p.level or 1) > 1 and p.epochs for p in phases):
+            message = inner_loss_warning(self.autoencoder, self._compile_args["loss"])
+            if message:  # before any stage trains, at the user's `fit`
+                warnings.warn(message, GreedyTrainingWarning, stacklevel=2)
         check_int(initial_epoch, "initial_epoch")
         check_int(steps_per_epoch, "steps_per_epoch", minimum=1, allow_none=True)
         check_int(validation_steps, "validation_steps", minimum=1, allow_none=True)

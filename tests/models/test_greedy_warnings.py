@@ -211,3 +211,48 @@ def test_greedy_warnings_have_their_own_category_to_silence_them():
         warnings.simplefilter("error")
         warnings.filterwarnings("ignore", category=GreedyTrainingWarning)
         RecursiveTrainer(*_anomaly_detector(), input_shape=(64,))
+
+
+def _fit_warnings(trainer, loss, epochs=1):
+    """The messages of the GreedyTrainingWarnings `fit` raises with `loss`."""
+    trainer.compile(loss=loss)
+    x = np.random.default_rng(0).random((8, 16, 16, 1), dtype="float32")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        trainer.fit(x, epochs=epochs, batch_size=8, verbose=0)
+    assert all(w.filename == __file__ for w in seen if w.category is GreedyTrainingWarning)
+    return [str(w.message) for w in seen if w.category is GreedyTrainingWarning]
+
+
+def _bce_messages(messages):
+    return [m for m in messages if "expects targets in [0, 1]" in m]
+
+
+def test_binary_crossentropy_on_inner_tensors_outside_0_1_warns_at_fit():
+    # keras-io's denoising pair compiles with binary_crossentropy: its inner
+    # stage's target T_1 comes out of a ReLU, unbounded.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = RecursiveTrainer(*_denoising_pair(noise=False), input_shape=(16, 16, 1))
+    for loss in ("binary_crossentropy", keras.losses.BinaryCrossentropy()):
+        (message,) = _bce_messages(_fit_warnings(trainer, loss))
+        assert message.startswith("loss='binary_crossentropy' expects targets in [0, 1], ")
+        assert "T_1, the outputs of encoder levels 1 (relu)" in message
+        for fix in ("loss='mse'", "schedule='end_to_end'", "sigmoid"):
+            assert fix in message
+    assert not _bce_messages(_fit_warnings(trainer, "mse"))
+    # No inner stage trains: only the image is a target.
+    assert not _bce_messages(_fit_warnings(trainer, "binary_crossentropy", epochs=[1, 0]))
+
+
+def test_binary_crossentropy_is_fine_on_sigmoid_levels_and_end_to_end():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sigmoid = RecursiveTrainer(
+            *_denoising_pair(noise=False, activation="sigmoid"), input_shape=(16, 16, 1)
+        )
+        end_to_end = RecursiveTrainer(
+            *_denoising_pair(noise=False), input_shape=(16, 16, 1), schedule="end_to_end"
+        )
+    assert not _bce_messages(_fit_warnings(sigmoid, "binary_crossentropy"))
+    assert not _bce_messages(_fit_warnings(end_to_end, "binary_crossentropy"))
