@@ -375,10 +375,12 @@ def inner_loss_warning(autoencoder, loss):
 
 
 class GreedyTrainingWarning(UserWarning):
-    """Greedy training of this autoencoder lost to end to end where measured.
+    """Level-wise training of this autoencoder is likely to do badly, and why.
 
-    Raised as a warning, once per trainer and cause, before training (see
-    `greedy_warnings`). To train greedily anyway without the message:
+    Warned before training: by the trainer for the causes of
+    `greedy_warnings` (where greedy lost to end to end when measured), and
+    by `fit` for a loss the inner levels' targets do not suit
+    (`inner_loss_warning`). To train anyway without the messages:
     `warnings.filterwarnings("ignore", category=GreedyTrainingWarning)`.
     """
 
