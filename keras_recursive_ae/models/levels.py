@@ -380,8 +380,24 @@ class GreedyTrainingWarning(UserWarning):
     Warned before training: by the trainer for the causes of
     `greedy_warnings` (where greedy lost to end to end when measured), and
     by `fit` for a loss the inner levels' targets do not suit
-    (`inner_loss_warning`). To train anyway without the messages:
-    `warnings.filterwarnings("ignore", category=GreedyTrainingWarning)`.
+    (`inner_loss_warning`).
+
+    Example:
+
+    ```python
+    import warnings
+
+    from keras_recursive_ae import GreedyTrainingWarning, MirroredConvStack, RecursiveTrainer
+
+    stack = MirroredConvStack(filters=(4, 8), input_shape=(32, 32, 3))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        RecursiveTrainer(stack)     # greedy lost below 128x128 where measured
+    seen[0].category                # GreedyTrainingWarning: "The input is 32x32 ..."
+
+    # To train greedily anyway, without the messages:
+    warnings.filterwarnings("ignore", category=GreedyTrainingWarning)
+    ```
     """
 
 
