@@ -37,7 +37,8 @@ def faces(tmp_path_factory):
     return root
 
 
-def run(script, *argv, cwd):
+def _completed(script, argv, cwd, status, timeout):
+    """The finished process of `script argv`, which must exit with `status`."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg")
     result = subprocess.run(
         [sys.executable, str(script), *map(str, argv)],
@@ -45,10 +46,14 @@ def run(script, *argv, cwd):
         text=True,
         env=env,
         cwd=cwd,
-        timeout=300,
+        timeout=timeout,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
+    assert result.returncode == status, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def run(script, *argv, cwd):
+    return _completed(script, argv, cwd, status=0, timeout=300).stdout
 
 
 SMALL = ("--images", 0, "--image-size", 32)
@@ -66,15 +71,7 @@ def test_bench_training(faces, tmp_path):
 
 def rejected(script, *argv, cwd):
     """The stderr of a script that argparse refuses (exit status 2)."""
-    result = subprocess.run(
-        [sys.executable, str(script), *map(str, argv)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-    )
-    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stderr
+    return _completed(script, argv, cwd, status=2, timeout=60).stderr
 
 
 def test_bench_time_to_quality(faces, tmp_path):
