@@ -137,12 +137,14 @@ def add_lfw_arguments(parser, images, image_size):
     )
 
 
-def held_out_split(args):
+def held_out_split(args, validation_split=0.0):
     """The faces of `add_lfw_arguments`, split by person: `(splits, x_test, info)`.
 
-    `load_lfw(..., validation_split=0, test_split=TEST_SPLIT, seed=args.seed)`:
-    the held-out people are the test split, none of whom is trained on;
-    `x_test` holds the first `--test-images` of them as a NumPy array.
+    `load_lfw(..., validation_split, test_split=TEST_SPLIT, seed=args.seed)`:
+    the held-out people are the test split, none of whom is trained on (nor
+    are the validation people); `x_test` holds the first `--test-images` of
+    them as a NumPy array. `validation_split=0.1` with `--test-images 100`
+    gives the LFW experiment's split and its 100 test faces (the paper's).
     """
     from keras_recursive_ae.datasets.lfw import load_lfw
 
@@ -150,7 +152,7 @@ def held_out_split(args):
         args.data_dir,
         image_size=args.image_size,
         max_images=args.images or None,
-        validation_split=0.0,
+        validation_split=validation_split,
         test_split=TEST_SPLIT,
         batch_size=args.batch_size,
         seed=args.seed,

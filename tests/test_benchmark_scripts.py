@@ -134,13 +134,22 @@ def test_bench_commits(faces, tmp_path):
 
 def test_study_fine_tuning(faces, tmp_path):
     path = tmp_path / "ft.json"
-    run(
+    out = run(
         STUDIES / "fine_tuning.py",
-        *("--data-dir", faces, *SMALL, "--epochs", 1, "--fine-tune-epochs", 1),
-        *("--fine-tune-rates", "1e-4", "--json", path),
+        *("--data-dir", faces, *SMALL, "--epochs", 1, "--fine-tune-epochs", 2),
+        *("--fine-tune-rates", "1e-4,default", "--json", path),
+        *("--seeds", 2, "--split", "experiment", "--test-images", 3),
         cwd=tmp_path,
     )
-    assert json.loads(path.read_text())
+    results = json.loads(path.read_text())
+    assert [trained["seed"] for trained in results["seeds"]] == [0, 1]
+    for trained in results["seeds"]:
+        assert [r["rate"] for r in trained["rates"]] == [1e-4, "default"]
+        assert [len(r["curve"]) for r in trained["rates"]] == [2, 2]
+    # The experiment's split holds out validation people: fewer faces trained on.
+    assert results["data"]["num_test"] == 3
+    assert results["data"]["num_train"] < 48 * 0.9
+    assert "seeds 0-1" in out and " ± " in out
 
 
 def test_study_joint_weights(faces, tmp_path):

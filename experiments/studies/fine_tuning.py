@@ -14,6 +14,14 @@ them of each image's sum of squared error (Table 1 of the paper). Wall
 times count training only (scoring excluded), as in
 `bench_time_to_quality.py`.
 
+`--seeds N` repeats all of it with model seeds `--seed` to `--seed + N - 1`
+(initial weights and data order) on the split of `--seed`, and summarises
+each rate and epoch as mean ± sample std (min-max) over the seeds.
+`--split experiment` holds out validation people too, as the LFW experiment
+(`python -m experiments.lfw`) does: with `--test-images 100` its test faces
+are the experiment's 100 (the paper's), so the numbers compare with its
+`recursive_fine_tune` runs.
+
 Usage (from the repository root; the script imports `benchmarks/bench_common.py`):
 
 ```
@@ -21,6 +29,8 @@ python experiments/studies/fine_tuning.py --json ft.json                       #
 python experiments/studies/fine_tuning.py --images 512 --image-size 32 --epochs 1   # smoke
 python experiments/studies/fine_tuning.py --normalization batch --fine-tune-rates 1e-4 \\
     --fine-tune-epochs 10 --plot ft.png                                     # a long curve
+python experiments/studies/fine_tuning.py --split experiment --test-images 100 --seeds 3 \\
+    --fine-tune-rates default,3e-5 --fine-tune-epochs 5 --json ft_seeds.json  # the paper's faces
 ```
 """
 
@@ -43,6 +53,8 @@ from bench_common import (  # noqa: E402
 )
 
 NORMALIZATIONS = ("none", "batch", "shared")
+SPLITS = {"benchmark": 0.0, "experiment": 0.1}
+"""`--split`: the share of people held out for validation (never trained on)."""
 
 
 def parse_rates(text):
@@ -77,8 +89,24 @@ def parse_args(argv=None):
         help="Adam learning rates of the fine-tuning pass, or 'default' (comma separated)",
     )
     parser.add_argument("--normalization", choices=NORMALIZATIONS, default="none")
+    parser.add_argument(
+        "--split",
+        choices=tuple(SPLITS),
+        default="benchmark",
+        help="benchmark: a tenth of the people held out, the rest trained on (as "
+        "bench_time_to_quality.py); experiment: a tenth held out and a tenth for "
+        "validation, as python -m experiments.lfw (default: benchmark)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=positive_int("--seeds"),
+        default=1,
+        help="model seeds --seed to --seed + N - 1 on the split of --seed (default: 1)",
+    )
     add_training_arguments(parser)
-    parser.add_argument("--plot", help="write a PNG of held-out error against training time")
+    parser.add_argument(
+        "--plot", help="write a PNG of held-out error against training time (the first seed)"
+    )
     args = parser.parse_args(argv)
     try:
         args.fine_tune_rates = parse_rates(args.fine_tune_rates)
@@ -108,30 +136,24 @@ def build_trainer(args, image_shape, fine_tune_rate=None):
     return trainer
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def train_seed(args, data, seed):
+    """Greedy training with model seed `seed`, then each rate's fine-tuning from it."""
     import keras
 
-    splits, x_test, info = held_out_split(args)
-    data = {"train": splits.train, "x_test": x_test, "info": info}
-    print(f"# {machine()}; data: {json.dumps(data['info'])}", flush=True)
     image_shape = data["info"]["image_shape"]
-
-    keras.utils.set_random_seed(args.seed)
+    keras.utils.set_random_seed(seed)
     trainer = build_trainer(args, image_shape)
-    curve = curve_callback(trainer.model, data["x_test"], "greedy")
+    curve = curve_callback(trainer.model, data["x_test"], f"seed {seed} greedy")
     curve.start()
     trainer.fit(data["train"], epochs=args.epochs, verbose=0, callbacks=[curve])
     greedy = {"wall_s": curve.training_seconds(), "sse": curve.points[-1]["sse"]}
     greedy_weights = trainer.model.get_weights()
-    results = {"args": {k: v for k, v in vars(args).items()}, "greedy": greedy, "rates": []}
-
+    rates = []
     for rate in args.fine_tune_rates:
-        keras.utils.set_random_seed(args.seed)
+        keras.utils.set_random_seed(seed)
         tuned = build_trainer(args, image_shape, rate)
         tuned.model.set_weights(greedy_weights)
-        label = f"fine-tune {rate}"
-        curve = curve_callback(tuned.model, data["x_test"], label)
+        curve = curve_callback(tuned.model, data["x_test"], f"seed {seed} fine-tune {rate}")
         curve.start()
         tuned.fit(
             data["train"],
@@ -140,11 +162,35 @@ def main(argv=None):
             verbose=0,
             callbacks=[curve],
         )
-        results["rates"].append({"rate": rate, "curve": curve.points})
+        rates.append({"rate": rate, "curve": curve.points})
+    return {"seed": seed, "greedy": greedy, "rates": rates}
 
+
+def spread(values):
+    """`"mean ± std (min-max)"` over seeds (sample std), or the one value."""
+    import numpy as np
+
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return (
+        f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f} "
+        f"({min(values):.1f}-{max(values):.1f})"
+    )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+
+    splits, x_test, info = held_out_split(args, validation_split=SPLITS[args.split])
+    data = {"train": splits.train, "x_test": x_test, "info": info}
+    print(f"# {machine()}; data: {json.dumps(data['info'])}", flush=True)
+    seeds = [train_seed(args, data, args.seed + s) for s in range(args.seeds)]
+    results = {"args": dict(vars(args)), "data": info, "seeds": seeds}
+
+    greedy = [run["greedy"]["sse"] for run in seeds]
     print(
-        f"\ngreedy, {args.epochs} epochs per stage: {greedy['sse']:.2f} SSE/image, "
-        f"{greedy['wall_s']:.0f} s"
+        f"\ngreedy, {args.epochs} epochs per stage, seeds {args.seed}-"
+        f"{args.seed + args.seeds - 1}: {spread(greedy)} SSE/image"
     )
     print(
         "| fine-tuning Adam rate | "
@@ -152,14 +198,17 @@ def main(argv=None):
         + " | best / greedy |"
     )
     print("|---" * (args.fine_tune_epochs + 2) + "|")
-    for row in results["rates"]:
-        errors = [p["sse"] for p in row["curve"]]
-        cells = " | ".join(f"{e:.2f}" for e in errors)
-        print(f"| {row['rate']} | {cells} | {min(errors) / greedy['sse']:.3f} |")
+    for index, rate in enumerate(args.fine_tune_rates):
+        # errors[s][e]: seed s after fine-tuning epoch e + 1.
+        errors = [[p["sse"] for p in run["rates"][index]["curve"]] for run in seeds]
+        epochs = range(args.fine_tune_epochs)
+        cells = " | ".join(spread([e[epoch] for e in errors]) for epoch in epochs)
+        best = min(sum(e[epoch] for e in errors) for epoch in epochs)
+        print(f"| {rate} | {cells} | {best / sum(greedy):.3f} |")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
     if args.plot:
-        plot(args.plot, greedy, results["rates"])
+        plot(args.plot, seeds[0]["greedy"], seeds[0]["rates"])
     return 0
 
 
