@@ -139,8 +139,10 @@ def test_study_fine_tuning(faces, tmp_path):
         *("--data-dir", faces, *SMALL, "--epochs", 1, "--fine-tune-epochs", 2),
         *("--fine-tune-rates", "1e-4,default", "--json", path),
         *("--seeds", 2, "--split", "experiment", "--test-images", 3),
+        *("--plot", "ft.png", "--goal", 150),
         cwd=tmp_path,
     )
+    assert (tmp_path / "ft.png").stat().st_size > 0
     results = json.loads(path.read_text())
     assert [trained["seed"] for trained in results["seeds"]] == [0, 1]
     for trained in results["seeds"]:

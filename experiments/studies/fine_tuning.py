@@ -104,8 +104,9 @@ def parse_args(argv=None):
         help="model seeds --seed to --seed + N - 1 on the split of --seed (default: 1)",
     )
     add_training_arguments(parser)
+    parser.add_argument("--plot", help="write a PNG of held-out error against training time")
     parser.add_argument(
-        "--plot", help="write a PNG of held-out error against training time (the first seed)"
+        "--goal", type=float, help="with --plot, a dashed line at this held-out SSE per image"
     )
     args = parser.parse_args(argv)
     try:
@@ -208,24 +209,43 @@ def main(argv=None):
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
     if args.plot:
-        plot(args.plot, seeds[0]["greedy"], seeds[0]["rates"])
+        plot(args.plot, seeds, args.goal)
     return 0
 
 
-def plot(path, greedy, rows):
+def plot(path, seeds, goal=None):
+    """Held-out error against training time per rate: mean over seeds, min-max shaded."""
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(6, 4))
-    for row in rows:
-        walls = [greedy["wall_s"]] + [greedy["wall_s"] + p["wall_s"] for p in row["curve"]]
-        errors = [greedy["sse"]] + [p["sse"] for p in row["curve"]]
-        axes.plot(walls, errors, marker="o", label=f"fine-tuning at {row['rate']}")
-    axes.axhline(greedy["sse"], color="grey", linestyle=":", label="greedy alone")
+    greedy = np.array([run["greedy"]["sse"] for run in seeds])
+    for index, rate in enumerate(seeds[0]["rates"]):
+        # Per seed: greedy's point, then one point per fine-tuning epoch.
+        walls, errors = [], []
+        for run in seeds:
+            start = run["greedy"]["wall_s"]
+            curve = run["rates"][index]["curve"]
+            walls.append([start] + [start + p["wall_s"] for p in curve])
+            errors.append([run["greedy"]["sse"]] + [p["sse"] for p in curve])
+        walls, errors = np.mean(walls, axis=0), np.array(errors)
+        line = axes.plot(
+            walls, errors.mean(axis=0), marker="o", label=f"fine-tuning at {rate['rate']}"
+        )
+        if len(seeds) > 1:
+            axes.fill_between(
+                walls, errors.min(axis=0), errors.max(axis=0), color=line[0].get_color(), alpha=0.2
+            )
+    axes.axhline(greedy.mean(), color="grey", linestyle=":", label="greedy alone")
+    if goal is not None:
+        axes.axhline(goal, color="black", linestyle="--", label=f"goal: {goal:g}")
     axes.set_xlabel("training wall time (s), greedy then fine-tuning")
     axes.set_ylabel("held-out SSE per image")
+    if len(seeds) > 1:
+        axes.set_title(f"mean over {len(seeds)} seeds, min-max shaded")
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
