@@ -30,7 +30,8 @@ python experiments/studies/fine_tuning.py --images 512 --image-size 32 --epochs 
 python experiments/studies/fine_tuning.py --normalization batch --fine-tune-rates 1e-4 \\
     --fine-tune-epochs 10 --plot ft.png                                     # a long curve
 python experiments/studies/fine_tuning.py --split experiment --test-images 100 --seeds 3 \\
-    --fine-tune-rates default,3e-5 --fine-tune-epochs 5 --json ft_seeds.json  # the paper's faces
+    --fine-tune-rates default,3e-5 --fine-tune-epochs 6 --json ft_seeds.json \\
+    --plot ft_seeds.png --goal 150                          # the paper's 100 faces, 3 seeds
 ```
 """
 
