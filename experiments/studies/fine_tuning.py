@@ -41,8 +41,10 @@ import os
 import pathlib
 import sys
 
-# The module the benchmarks and the studies share: benchmarks/bench_common.py.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+# The module the benchmarks and the studies share, benchmarks/bench_common.py,
+# and the LFW experiment's `experiments.lfw.seeds` (imported in `main`).
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "benchmarks")]
 
 from bench_common import (  # noqa: E402
     add_lfw_arguments,
@@ -168,20 +170,18 @@ def train_seed(args, data, seed):
     return {"seed": seed, "greedy": greedy, "rates": rates}
 
 
-def spread(values):
-    """`"mean ± std (min-max)"` over seeds (sample std), or the one value."""
+def rate_errors(seeds, index):
+    """`errors[s, e]`: seed `s`'s held-out SSE after fine-tuning epoch `e + 1` at rate `index`."""
     import numpy as np
 
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return (
-        f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f} "
-        f"({min(values):.1f}-{max(values):.1f})"
-    )
+    return np.array([[p["sse"] for p in run["rates"][index]["curve"]] for run in seeds])
 
 
 def main(argv=None):
     args = parse_args(argv)
+    import numpy as np
+
+    from experiments.lfw.seeds import format_spread, spread
 
     splits, x_test, info = held_out_split(args, validation_split=SPLITS[args.split])
     data = {"train": splits.train, "x_test": x_test, "info": info}
@@ -192,7 +192,7 @@ def main(argv=None):
     greedy = [run["greedy"]["sse"] for run in seeds]
     print(
         f"\ngreedy, {args.epochs} epochs per stage, seeds {args.seed}-"
-        f"{args.seed + args.seeds - 1}: {spread(greedy)} SSE/image"
+        f"{args.seed + args.seeds - 1}: {format_spread(spread(greedy), 2)} SSE/image"
     )
     print(
         "| fine-tuning Adam rate | "
@@ -201,12 +201,10 @@ def main(argv=None):
     )
     print("|---" * (args.fine_tune_epochs + 2) + "|")
     for index, rate in enumerate(args.fine_tune_rates):
-        # errors[s][e]: seed s after fine-tuning epoch e + 1.
-        errors = [[p["sse"] for p in run["rates"][index]["curve"]] for run in seeds]
-        epochs = range(args.fine_tune_epochs)
-        cells = " | ".join(spread([e[epoch] for e in errors]) for epoch in epochs)
-        best = min(sum(e[epoch] for e in errors) for epoch in epochs)
-        print(f"| {rate} | {cells} | {best / sum(greedy):.3f} |")
+        errors = rate_errors(seeds, index)
+        cells = " | ".join(format_spread(spread(epoch), 2) for epoch in errors.T)
+        best = errors.mean(axis=0).min() / np.mean(greedy)
+        print(f"| {rate} | {cells} | {best:.3f} |")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
     if args.plot:
@@ -226,13 +224,12 @@ def plot(path, seeds, goal=None):
     greedy = np.array([run["greedy"]["sse"] for run in seeds])
     for index, rate in enumerate(seeds[0]["rates"]):
         # Per seed: greedy's point, then one point per fine-tuning epoch.
-        walls, errors = [], []
+        errors = np.column_stack([greedy, rate_errors(seeds, index)])
+        walls = []
         for run in seeds:
             start = run["greedy"]["wall_s"]
-            curve = run["rates"][index]["curve"]
-            walls.append([start] + [start + p["wall_s"] for p in curve])
-            errors.append([run["greedy"]["sse"]] + [p["sse"] for p in curve])
-        walls, errors = np.mean(walls, axis=0), np.array(errors)
+            walls.append([start] + [start + p["wall_s"] for p in run["rates"][index]["curve"]])
+        walls = np.mean(walls, axis=0)
         line = axes.plot(
             walls, errors.mean(axis=0), marker="o", label=f"fine-tuning at {rate['rate']}"
         )
